@@ -1,0 +1,31 @@
+"""Light train-time augmentation on normalised [C, H, W] tensors (no torchvision needed)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+class CropFlip:
+    """Random crop after zero padding (zero = the mean colour after normalisation) and a random
+    horizontal flip, the standard CIFAR recipe. Draws from torch's global RNG, which Lightning's
+    `seed_everything(workers=True)` and the DataLoader's worker seeding make reproducible."""
+
+    def __init__(self, padding: int = 4, flip: bool = True):
+        if padding < 0:
+            raise ValueError(f"crop_padding={padding}: expected >= 0")
+        self.padding = int(padding)
+        self.flip = bool(flip)
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        if self.padding:
+            height, width = image.shape[-2:]
+            padded = F.pad(image, (self.padding,) * 4)
+            top, left = torch.randint(0, 2 * self.padding + 1, (2,)).tolist()
+            image = padded[..., top : top + height, left : left + width]
+        if self.flip and torch.rand(()) < 0.5:
+            image = image.flip(-1)
+        return image.contiguous()
+
+    def __repr__(self) -> str:
+        return f"CropFlip(padding={self.padding}, flip={self.flip})"
