@@ -1,0 +1,105 @@
+"""Activation fixed point: per-layer scales calibrated from max|x| of each prunable layer's input."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from bitpruner.errors import ConfigError, DataError
+from bitpruner.models.layers import prunable_layers
+from bitpruner.quant.fixed_point import check_bits
+from bitpruner.quant.ste import round_ste
+
+
+@dataclass(frozen=True)
+class ActivationQuant:
+    """Scale and signedness of one layer's input: unsigned after ReLU, signed when any input was negative."""
+
+    scale: float
+    signed: bool
+    bits: int
+
+    @property
+    def qmin(self) -> int:
+        return -((1 << (self.bits - 1)) - 1) if self.signed else 0
+
+    @property
+    def qmax(self) -> int:
+        return (1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1
+
+
+def quantize_activation(x: torch.Tensor, aq: ActivationQuant) -> torch.Tensor:
+    """Integer activations (int32) in [qmin, qmax]; values beyond the calibrated range saturate."""
+    return torch.clamp(torch.round(x / aq.scale), aq.qmin, aq.qmax).to(torch.int32)
+
+
+def fake_quant_activation(x: torch.Tensor, aq: ActivationQuant) -> torch.Tensor:
+    """`scale * clamp(round(x / scale))` with a straight-through gradient inside the range."""
+    q = round_ste(x / aq.scale)
+    q = q + (torch.clamp(q, aq.qmin, aq.qmax) - q).detach()
+    return q * aq.scale
+
+
+def _first_tensor(batch) -> torch.Tensor:
+    # Calibration loaders yield (inputs, targets) pairs or bare input tensors.
+    if isinstance(batch, torch.Tensor):
+        return batch
+    if isinstance(batch, (list, tuple)) and batch and isinstance(batch[0], torch.Tensor):
+        return batch[0]
+    raise DataError(f"calibration batch of type {type(batch).__name__}: expected a tensor or (inputs, targets)")
+
+
+@torch.no_grad()
+def calibrate_activations(
+    model: nn.Module,
+    batches: Iterable,
+    bits: int = 8,
+    max_batches: int | None = None,
+    power_of_two: bool = False,
+) -> dict[str, ActivationQuant]:
+    """Run `batches` through `model` (eval mode) and return each prunable layer's input quantiser."""
+    check_bits(bits, "activation bits")
+    if max_batches is not None and max_batches <= 0:
+        raise ConfigError(f"max_batches={max_batches}: expected a positive number of calibration batches")
+    layers = prunable_layers(model)
+    amax = {name: 0.0 for name in layers}
+    amin = {name: 0.0 for name in layers}
+
+    def hook_for(name: str):
+        def hook(_module, inputs):
+            x = inputs[0].detach()
+            amax[name] = max(amax[name], float(x.abs().max()))
+            amin[name] = min(amin[name], float(x.min()))
+
+        return hook
+
+    handles = [layer.register_forward_pre_hook(hook_for(name)) for name, layer in layers.items()]
+    was_training = model.training
+    model.eval()
+    seen = 0
+    try:
+        device = next(model.parameters()).device
+        for batch in batches:
+            model(_first_tensor(batch).to(device))
+            seen += 1
+            if max_batches is not None and seen >= max_batches:
+                break
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    if seen == 0:
+        raise DataError("activation calibration: the loader yielded no batches")
+
+    result = {}
+    for name in layers:
+        signed = amin[name] < 0
+        top = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
+        scale = amax[name] / top if amax[name] > 0 else 1.0
+        if power_of_two:
+            scale = float(2.0 ** torch.ceil(torch.log2(torch.tensor(scale, dtype=torch.float64))))
+        result[name] = ActivationQuant(scale=scale, signed=signed, bits=bits)
+    return result
