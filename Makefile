@@ -1,0 +1,40 @@
+# The two commands of the README: `make repro` (the pipeline) and `make test` (the tests).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.bitpruner-installed
+PORT ?= 5000
+
+export DVC_NO_ANALYTICS := 1
+export NUMBA_THREADING_LAYER := workqueue
+# Stages run `python ...`: make it the project's virtualenv.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: setup repro test test-slow lint mlflow-ui clean
+
+setup: $(STAMP)
+
+# Reinstalls only when pyproject.toml changed since the last install.
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+repro: setup
+	$(VENV)/bin/dvc repro
+
+test: setup
+	$(PY) -m pytest
+
+test-slow: setup
+	$(PY) -m pytest -m slow
+
+lint: setup
+	$(VENV)/bin/ruff check src pipelines tests benchmarks
+
+mlflow-ui: setup
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui \
+		--backend-store-uri sqlite:///mlflow.db --workers 1 --port $(PORT)
+
+clean:
+	rm -rf logs checkpoints .cache

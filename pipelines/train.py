@@ -1,0 +1,21 @@
+"""DVC stage `train`: thin Hydra entry point; the work is in `bitpruner.training.stage`."""
+
+import hydra
+from omegaconf import DictConfig
+
+from bitpruner.entry import run_stage, set_project_root
+
+set_project_root(__file__)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float:
+    from bitpruner.config import to_container
+    from bitpruner.training.stage import train
+
+    metrics = run_stage(train, to_container(cfg))
+    return metrics["val_acc"]  # the value a Hydra sweeper optimises
+
+
+if __name__ == "__main__":
+    main()

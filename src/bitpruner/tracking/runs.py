@@ -1,0 +1,116 @@
+"""One MLflow run per stage execution, nested under its pipeline's (or sweep's) parent run.
+
+The parent is $BITPRUNER_PARENT_RUN_ID when set (a sweep callback sets it), else the run tagged with
+this pipeline execution's id (created by the first stage that needs it). A stage that raises marks
+its run, and the parent, FAILED and re-raises.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bitpruner.tracking import context
+from bitpruner.tracking.flatten import flatten
+
+PIPELINE_TAG = "bitpruner.pipeline_id"
+KIND_TAG = "bitpruner.kind"
+
+
+@dataclass
+class StageRun:
+    """Handle on the active stage run; `logger` is a Lightning MLFlowLogger (None when tracking is off)."""
+
+    run_id: str | None = None
+    parent_run_id: str | None = None
+    tracking_uri: str | None = None
+    logger: Any = None
+    client: Any = None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def enabled(self) -> bool:
+        return self.run_id is not None
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        if not self.enabled:
+            return
+        clean = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+        self.logger.log_metrics(clean, step=step)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        if self.enabled and Path(path).exists():
+            self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        if self.enabled:
+            for key, value in tags.items():
+                self.client.set_tag(self.run_id, key, str(value))
+
+
+def _experiment_id(client, name: str, artifact_location: str | None) -> str:
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    return client.create_experiment(name, artifact_location=artifact_location)
+
+
+def _pipeline_parent(client, experiment_id: str, pipeline: str, base_tags: dict[str, str]) -> str:
+    found = client.search_runs([experiment_id], filter_string=f"tags.`{PIPELINE_TAG}` = '{pipeline}'",
+                               max_results=1)
+    if found:
+        run_id = found[0].info.run_id
+        client.update_run(run_id, status="RUNNING")
+        return run_id
+    name = os.environ.get(context.DVC_EXP_ENV) or f"pipeline {time.strftime('%Y-%m-%d %H:%M:%S')}"
+    tags = {**base_tags, PIPELINE_TAG: pipeline, KIND_TAG: "pipeline"}
+    return client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+
+
+@contextlib.contextmanager
+def stage_run(stage: str, config: dict, logger_cfg: dict | None, root: str | Path,
+              tags: dict[str, Any] | None = None) -> Iterator[StageRun]:
+    """Open the stage's MLflow run (params = flattened `config`), yield it, close it FINISHED or FAILED."""
+    if not logger_cfg:
+        yield StageRun()
+        return
+    from lightning.pytorch.loggers import MLFlowLogger
+    from mlflow.tracking import MlflowClient
+
+    experiment = logger_cfg.get("experiment_name") or "bitpruner"
+    uri = context.tracking_uri(logger_cfg.get("tracking_uri"), root)
+    client = MlflowClient(tracking_uri=uri)
+    experiment_id = _experiment_id(
+        client, experiment, context.artifact_location(logger_cfg.get("artifact_location"), root, experiment)
+    )
+    base_tags = {"git_commit": context.git_commit(root), "mlflow.source.git.commit": context.git_commit(root)}
+    if os.environ.get(context.DVC_EXP_ENV):
+        base_tags["dvc_experiment"] = os.environ[context.DVC_EXP_ENV]
+    parent = os.environ.get(context.PARENT_RUN_ENV)
+    pipeline = context.pipeline_id()
+    if not parent and pipeline:
+        parent = _pipeline_parent(client, experiment_id, pipeline, base_tags)
+    run_tags = {**base_tags, "stage": stage, KIND_TAG: "stage", **{k: str(v) for k, v in (tags or {}).items()}}
+    if parent:
+        run_tags["mlflow.parentRunId"] = parent
+    run_name = logger_cfg.get("run_name") or stage
+    run_id = client.create_run(experiment_id, run_name=run_name, tags=run_tags).info.run_id
+    logger = MLFlowLogger(experiment_name=experiment, tracking_uri=uri, run_id=run_id, log_model=False)
+    logger.log_hyperparams(flatten(config))
+    run = StageRun(run_id=run_id, parent_run_id=parent, tracking_uri=uri, logger=logger, client=client)
+    try:
+        yield run
+    except BaseException:
+        client.set_terminated(run_id, status="FAILED")
+        if parent:
+            client.set_terminated(parent, status="FAILED")
+        raise
+    client.set_terminated(run_id, status="FINISHED")
+    if parent and not os.environ.get(context.PARENT_RUN_ENV):
+        # The pipeline parent is closed after each stage and reopened by the next one.
+        client.set_terminated(parent, status="FINISHED")
