@@ -1,0 +1,67 @@
+"""Small hand-made conv+linear networks and data for the pruning tests."""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+IMAGE = 8
+CLASSES = 3
+
+
+def tiny_net(seed: int = 0) -> nn.Sequential:
+    """Layers "0" (conv 1->4), "2" (conv 4->6), "5" (linear 96->10), "7" (linear 10->3)."""
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 6, 3), nn.ReLU(), nn.Flatten(),
+        nn.Linear(6 * (IMAGE - 4) ** 2, 10), nn.ReLU(), nn.Linear(10, CLASSES),
+    )
+
+
+def tiny_data(n: int = 64, seed: int = 1) -> TensorDataset:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 1, IMAGE, IMAGE, generator=g)
+    y = torch.randint(0, CLASSES, (n,), generator=g)
+    return TensorDataset(x, y)
+
+
+class TinyModule(pl.LightningModule):
+    """The network lives at `.model`, as in `bitpruner.training.module.ClassifierModule`."""
+
+    def __init__(self, model: nn.Module, optimizer: str = "sgd", lr: float = 0.05) -> None:
+        super().__init__()
+        self.model = model
+        self.optimizer_name = optimizer
+        self.lr = lr
+        self.steps_seen = 0
+
+    def forward(self, x):
+        return self.model(x)
+
+    def training_step(self, batch, batch_idx):
+        self.steps_seen += 1
+        x, y = batch
+        return nn.functional.cross_entropy(self(x), y)
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("val/loss", nn.functional.cross_entropy(self(x), y))
+
+    def configure_optimizers(self):
+        if self.optimizer_name == "adamw":
+            return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=0.1)
+        return torch.optim.SGD(self.parameters(), lr=self.lr, momentum=0.9, weight_decay=0.01)
+
+
+def loader(data: TensorDataset, batch_size: int = 16) -> DataLoader:
+    return DataLoader(data, batch_size=batch_size, shuffle=False)
+
+
+def trainer(tmp_path, max_epochs: int, callbacks: list, **kwargs) -> pl.Trainer:
+    return pl.Trainer(
+        max_epochs=max_epochs, callbacks=callbacks, logger=False, enable_progress_bar=False,
+        enable_model_summary=False, accelerator="cpu", devices=1, default_root_dir=str(tmp_path),
+        num_sanity_val_steps=0, deterministic=True, **kwargs,
+    )
