@@ -25,6 +25,8 @@ SAFE_GLOBALS = {
     ("numpy", "dtype"),
     ("numpy.core.numeric", "_frombuffer"),
     ("numpy._core.numeric", "_frombuffer"),
+    # Python 3 writes bytes at pickle protocol 2 as _codecs.encode(str, "latin1").
+    ("_codecs", "encode"),
 }
 
 

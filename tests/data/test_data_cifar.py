@@ -1,0 +1,116 @@
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from data_fakes import write_pickle
+
+from bitpruner.data import Cifar10DataModule, Cifar100DataModule
+from bitpruner.data.augment import CropFlip
+from bitpruner.data.cifar import read_batch
+from bitpruner.errors import DataError
+
+
+@pytest.mark.parametrize("point_at_parent", [False, True])
+def test_cifar10_reads_batches_from_folder_or_parent(cifar10_dir, point_at_parent):
+    data_dir = cifar10_dir.parent if point_at_parent else cifar10_dir
+    dm = Cifar10DataModule(data_dir=data_dir, val_size=8, batch_size=4, augment=False)
+    assert dm.split_sizes() == {"train": 32, "val": 8, "test": 6}
+    assert dm.num_classes == 10 and dm.input_shape == (3, 32, 32)
+    assert dm.class_names[:2] == ["airplane", "automobile"]
+    assert dm.mean.shape == (3,)
+    images, labels = next(iter(dm.test_dataloader()))
+    assert images.shape == (4, 3, 32, 32) and labels.tolist() == [0, 1, 2, 3]
+
+
+def test_pixel_layout_is_channel_major(cifar10_dir):
+    with open(cifar10_dir / "test_batch", "rb") as handle:
+        rows = pickle.load(handle, encoding="bytes")[b"data"]
+    images, _ = read_batch(cifar10_dir / "test_batch", "labels")
+    # A row stores 1024 red, then 1024 green, then 1024 blue values, each plane row by row.
+    channel, row, col = 2, 5, 7
+    assert images[3, channel, row, col] == rows[3, channel * 1024 + row * 32 + col]
+
+
+def test_augmentation_touches_train_only(cifar10_dir):
+    plain = Cifar10DataModule(data_dir=cifar10_dir, val_size=8, augment=False)
+    augmented = Cifar10DataModule(data_dir=cifar10_dir, val_size=8, augment=True)
+    torch.manual_seed(0)
+    changed = sum(
+        not torch.equal(augmented.dataset("train")[i][0], plain.dataset("train")[i][0]) for i in range(32)
+    )
+    assert changed > 16
+    for split in ("val", "test"):
+        assert torch.equal(augmented.dataset(split)[0][0], plain.dataset(split)[0][0])
+    assert torch.equal(augmented.calibration_batches(1)[0], plain.calibration_batches(1)[0])
+
+
+def test_crop_flip_is_a_shifted_window_of_the_padded_image():
+    image = torch.arange(2 * 6 * 6, dtype=torch.float32).view(2, 6, 6) + 1
+    padded = torch.nn.functional.pad(image, (2, 2, 2, 2))
+    windows = [padded[:, t : t + 6, s : s + 6] for t in range(5) for s in range(5)]
+    torch.manual_seed(1)
+    for _ in range(20):
+        out = CropFlip(padding=2, flip=True)(image)
+        assert any(torch.equal(out, w) or torch.equal(out, w.flip(-1)) for w in windows)
+    assert torch.equal(CropFlip(padding=0, flip=False)(image), image)
+
+
+def test_cifar100_uses_fine_labels(cifar100_dir):
+    dm = Cifar100DataModule(data_dir=cifar100_dir.parent, val_size=5)
+    assert dm.split_sizes() == {"train": 25, "val": 5, "test": 10}
+    assert dm.num_classes == 100 and dm.class_names[4] == "class4"
+    assert set(dm._ensure_loaded().y_test.tolist()) == {0, 1, 2, 3, 4}
+
+
+def test_missing_directory_and_files(cifar10_dir, tmp_path):
+    with pytest.raises(DataError, match=r"absent: directory not found \(expected cifar10 python batches"):
+        Cifar10DataModule(data_dir=tmp_path / "absent").setup()
+    (cifar10_dir / "data_batch_3").unlink()
+    with pytest.raises(DataError) as info:
+        Cifar10DataModule(data_dir=cifar10_dir).setup()
+    assert "missing cifar10 file(s) data_batch_3" in str(info.value)
+    assert "expected data_batch_1, data_batch_2, data_batch_3, data_batch_4, data_batch_5, test_batch" in str(
+        info.value
+    )
+
+
+def test_pickle_without_labels(cifar10_dir):
+    write_pickle(cifar10_dir / "test_batch", {b"data": np.zeros((2, 3072), np.uint8)})
+    with pytest.raises(DataError, match=r"test_batch: pickle lacks key\(s\) labels"):
+        Cifar10DataModule(data_dir=cifar10_dir, val_size=8).setup()
+
+
+def test_wrong_array_size(cifar10_dir):
+    write_pickle(cifar10_dir / "data_batch_2", {b"data": np.zeros((8, 3000), np.uint8), b"labels": [0] * 8})
+    with pytest.raises(
+        DataError, match=r"data_batch_2: 'data' is uint8 \(8, 3000\), expected uint8 \(N, 3072\)"
+    ):
+        Cifar10DataModule(data_dir=cifar10_dir, val_size=8).setup()
+
+
+def test_label_count_mismatch(cifar10_dir):
+    write_pickle(cifar10_dir / "data_batch_1", {b"data": np.zeros((8, 3072), np.uint8), b"labels": [0] * 7})
+    with pytest.raises(DataError, match="data_batch_1: 7 labels for 8 images"):
+        Cifar10DataModule(data_dir=cifar10_dir, val_size=8).setup()
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def test_pickle_naming_other_globals_is_refused(cifar10_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_pickle(cifar10_dir / "test_batch", {b"data": _Exploit(), b"labels": []})
+    with pytest.raises(DataError, match="test_batch: unreadable CIFAR pickle .*refusing to load global"):
+        Cifar10DataModule(data_dir=cifar10_dir, val_size=8).setup()
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_truncated_pickle(cifar10_dir):
+    path = cifar10_dir / "data_batch_4"
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(DataError, match="data_batch_4: unreadable CIFAR pickle"):
+        Cifar10DataModule(data_dir=cifar10_dir, val_size=8).setup()
