@@ -1,8 +1,9 @@
 import lightning as L
 import torch
+from omegaconf import OmegaConf
 from torch import nn
 
-from bitpruner.data import DigitsDataModule
+from bitpruner.data import DigitsDataModule, MnistIdxDataModule
 
 
 def test_digits_counts_shapes_and_hparams():
@@ -62,3 +63,24 @@ def test_trainer_fits_and_tests_with_the_datamodule(tmp_path):
     trainer.fit(model, datamodule=dm)
     accuracy = trainer.test(model, datamodule=dm, verbose=False)[0]["acc"]
     assert accuracy > 0.85  # a linear model reaches ~0.95 on normalised digits
+
+
+def test_checkpoint_with_datamodule_hparams_loads_weights_only(tmp_path, mnist_idx_dir):
+    folder, _ = mnist_idx_dir(gz=True)
+    names = OmegaConf.create(["a", "b", "c", "d"])  # Hydra passes lists as ListConfig
+    dm = MnistIdxDataModule(data_dir=folder, val_size=4, class_names=names)
+    assert dm.hparams["data_dir"] == str(folder) and dm.hparams["class_names"] == ["a", "b", "c", "d"]
+    model = _TinyClassifier(28 * 28, dm.num_classes)
+    trainer = L.Trainer(
+        max_steps=1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(model, datamodule=dm)
+    trainer.save_checkpoint(tmp_path / "model.ckpt")
+    stored = torch.load(tmp_path / "model.ckpt", weights_only=True)
+    assert stored["datamodule_hyper_parameters"]["class_names"] == ["a", "b", "c", "d"]

@@ -10,15 +10,28 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import PurePath
 
 import lightning as L
 import numpy as np
 import torch
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
 from bitpruner.errors import DataError
 
 SPLIT_NAMES = ("train", "val", "test")
+
+
+def _plain(value):
+    """Config values as builtins: OmegaConf containers to dicts/lists, paths to strings."""
+    if isinstance(value, DictConfig | ListConfig):
+        return OmegaConf.to_container(value, resolve=True)
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
 
 
 class BaseDataModule(L.LightningDataModule):
@@ -28,8 +41,11 @@ class BaseDataModule(L.LightningDataModule):
 
     def __init__(self, batch_size: int = 64, num_workers: int = 0, seed: int = 0, drop_last: bool = False):
         super().__init__()
-        # Stored in checkpoints (not logged: the stage logs the whole config itself).
+        # Stored in checkpoints (not logged: the stage logs the whole config itself), as plain
+        # types so that `torch.load(weights_only=True)` accepts the checkpoint.
         self.save_hyperparameters(logger=False)
+        for key, value in list(self.hparams.items()):
+            self.hparams[key] = _plain(value)
         if int(batch_size) < 1:
             raise DataError(f"batch_size={batch_size}: expected a positive integer")
         self.batch_size = int(batch_size)
