@@ -1,0 +1,65 @@
+"""`bitpruner sim`: simulate a network's DNNsim-layout traces on one architecture."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from bitpruner.sim.params import ARCHS
+
+_GEOMETRY_FLAGS = ("lanes", "columns", "rows", "tiles", "pe_width")
+_OPTION_FLAGS = ("bits_first_stage", "column_registers", "group_size", "pe_serial_bits", "lookahead", "lookaside")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "sim",
+        help="cycle-accurate bit-serial accelerator simulation (DNNsim-compatible)",
+        description="Simulate compute cycles per layer of DNNsim-layout traces (DIR/models, DIR/net_traces).",
+    )
+    parser.add_argument("--traces", required=True, metavar="DIR", help="folder holding models/ and net_traces/")
+    parser.add_argument("--network", required=True, metavar="NET", help="network name (a folder under models/)")
+    parser.add_argument("--arch", required=True, metavar="ARCH", help=f"one of {', '.join(ARCHS)} (any case)")
+    for flag in _GEOMETRY_FLAGS + _OPTION_FLAGS:
+        parser.add_argument(f"--{flag.replace('_', '-')}", type=int, default=None, metavar="N")
+    parser.add_argument("--booth", action="store_true", help="Booth-like recoding of the serial operand")
+    parser.add_argument("--tactical", action="store_true",
+                        help="BitTactical weight scheduling (DaDianNao, BitPragmatic, ShapeShifter)")
+    parser.add_argument("--samples", type=int, default=1, metavar="N", help="samples to simulate (cycles add up)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from bitpruner.sim.dnnsim_io import load_dnnsim
+    from bitpruner.sim.engine import simulate_network
+    from bitpruner.sim.params import SimParams, resolve_arch
+
+    arch = resolve_arch(args.arch, tactical=args.tactical)
+    given = {f: getattr(args, f) for f in _GEOMETRY_FLAGS + _OPTION_FLAGS if getattr(args, f) is not None}
+    params = SimParams(booth_encoding=args.booth, **given)
+    trace = load_dnnsim(args.traces, args.network)
+    results = simulate_network(trace, arch, params, samples=args.samples, progress=not args.json)
+    total = sum(r.compute_cycles for r in results)
+    if args.json:
+        doc = {
+            "network": args.network,
+            "arch": arch,
+            "params": params.to_dict(),
+            "layers": [{"name": r.name, "type": r.type, "compute_cycles": r.compute_cycles} for r in results],
+            "total_compute_cycles": total,
+        }
+        print(json.dumps(doc))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{args.network} on {arch}")
+    table.add_column("layer")
+    table.add_column("type")
+    table.add_column("compute cycles", justify="right")
+    for r in results:
+        table.add_row(r.name, r.type, f"{r.compute_cycles:,}")
+    table.add_row("total", "", f"{total:,}", style="bold")
+    Console().print(table)
+    return 0

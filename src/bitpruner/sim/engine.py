@@ -1,0 +1,406 @@
+"""The cycle model: one tiling/step engine, one small per-PE cost per architecture (spec: simulator.md).
+
+Algebra used to skip work (all costs are non-negative and every step is a max):
+- activation-side costs (BitPragmatic, ShapeShifter, Loom) depend on one (position, channel chunk) of
+  the padded input only, so they are computed once per position and chunk and gathered per window/row;
+  they do not depend on the filters, so a window set's steps repeat for every filter-set group;
+- PragmaticW's cost depends on (filter, row) only, so per row it is a max over the group's filters;
+- Laconic's max over windows and filters of a per-lane product is the product of per-lane maxima;
+- BitTacticalP's max over filters of "max bits + 1" is taken over the union of their selected lanes,
+  and BitTacticalE's per-filter lane patterns are deduplicated per step before they meet the windows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from bitpruner.errors import ConfigError, TraceError
+from bitpruner.sim.booth import BOOTH_LIMIT, booth_table
+from bitpruner.sim.params import (
+    BOOTH_ARCHS,
+    COLUMN_REGISTER_ARCHS,
+    TACTICAL_ARCHS,
+    SimParams,
+    resolve_arch,
+)
+from bitpruner.sim.traces import LayerTrace, NetworkTrace
+
+MODE_PRAGMATIC, MODE_SHAPESHIFTER = 0, 1
+
+
+@dataclass(frozen=True)
+class LayerResult:
+    name: str
+    type: str
+    compute_cycles: int
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+class Geometry:
+    """Tiling of one layer: buffer rows, windows, window sets, filter sets and filter-set groups."""
+
+    def __init__(self, layer: LayerTrace, params: SimParams):
+        self.lanes, self.cols, self.rows, self.tiles = params.lanes, params.columns, params.rows, params.tiles
+        self.fc = layer.type == "fc"
+        w = layer.weights
+        if self.fc:
+            self.K, self.C = w.shape
+            self.Kx = self.Ky = 1
+            self.Xp = self.Yp = 1
+            self.stride, self.pad = 1, 0
+        else:
+            self.K, self.C, self.Kx, self.Ky = w.shape
+            self.stride, self.pad = layer.stride, layer.pad
+            self.Xp = layer.activations.shape[2] + 2 * self.pad
+            self.Yp = layer.activations.shape[3] + 2 * self.pad
+        self.Ox = (self.Xp - self.Kx) // self.stride + 1
+        self.Oy = (self.Yp - self.Ky) // self.stride + 1
+        self.nch = _ceil_div(self.C, self.lanes)
+        self.T = self.nch * self.Kx * self.Ky
+        self.n_win = self.Ox * self.Oy
+        self.WS = _ceil_div(self.n_win, self.cols)
+        self.FS = _ceil_div(self.K, self.rows)
+        self.G = _ceil_div(self.FS, self.tiles)
+        t = np.arange(self.T, dtype=np.int64)
+        # Row t = (ky*Kx + kx)*nch + chunk (kernel y outermost), lane i = channel chunk*L + i.
+        self.row_k = t % self.nch
+        self.row_x = (t // self.nch) % self.Kx
+        self.row_y = t // (self.nch * self.Kx)
+        self.row_ch = self.row_k * self.lanes
+        w_idx = np.arange(self.n_win, dtype=np.int64)
+        # Window w starts at x = (w % Ox)*stride, y = (w // Ox)*stride (DNNsim uses Oy: wrong unless Ox == Oy).
+        self.x0 = (w_idx % self.Ox) * self.stride
+        self.y0 = (w_idx // self.Ox) * self.stride
+        # Columns holding a window, per window set.
+        self.win_in_ws = np.minimum(self.cols, self.n_win - np.arange(self.WS) * self.cols)
+
+    def weight_rows(self, w: np.ndarray) -> np.ndarray:
+        """int64 [K, T, L]: filter f's weight-buffer rows."""
+        cpad = self.nch * self.lanes
+        if self.fc:
+            wp = np.zeros((self.K, cpad), np.int64)
+            wp[:, : self.C] = w
+            return wp.reshape(self.K, self.T, self.lanes)
+        wp = np.zeros((self.K, cpad, self.Kx, self.Ky), np.int64)
+        wp[:, : self.C] = w
+        wp = wp.reshape(self.K, self.nch, self.lanes, self.Kx, self.Ky).transpose(0, 4, 3, 1, 2)
+        return np.ascontiguousarray(wp).reshape(self.K, self.T, self.lanes)
+
+    def act_values(self, layer: LayerTrace, sample: int) -> np.ndarray:
+        """int64 [Xp, Yp, nch*L]: sample's padded activations, channels last (zero past C)."""
+        cpad = self.nch * self.lanes
+        out = np.zeros((self.Xp, self.Yp, cpad), np.int64)
+        if self.fc:
+            out[0, 0, : self.C] = layer.fc_activations[sample]
+        else:
+            a = layer.activations[sample]
+            p = self.pad
+            out[p : p + a.shape[1], p : p + a.shape[2], : self.C] = a.transpose(1, 2, 0)
+        return out
+
+    def gather_rows(self, per_pos: np.ndarray) -> np.ndarray:
+        """per_pos[Xp, Yp, nch] -> [WS, T, Cc] values of each window-set column at each row (0: no window)."""
+        xs = self.x0[:, None] + self.row_x[None, :]
+        ys = self.y0[:, None] + self.row_y[None, :]
+        out = np.zeros((self.WS * self.cols, self.T), np.int64)
+        out[: self.n_win] = per_pos[xs, ys, self.row_k[None, :]]
+        return np.ascontiguousarray(out.reshape(self.WS, self.cols, self.T).transpose(0, 2, 1))
+
+    def filter_group_max(self, per_filter: np.ndarray) -> np.ndarray:
+        """per_filter[K, ...] -> [G, ...]: max over each filter-set group's filters (padding = 0)."""
+        span = self.rows * self.tiles
+        padded = np.zeros((self.G * span,) + per_filter.shape[1:], per_filter.dtype)
+        padded[: self.K] = per_filter
+        return padded.reshape((self.G, span) + per_filter.shape[1:]).max(axis=1)
+
+
+# ---------------------------------------------------------------- per-value transforms
+
+
+def magnitudes(values: np.ndarray, pe_width: int, booth: bool) -> np.ndarray:
+    """|v| cut to pe_width bits (DNNsim's serial operand), Booth-recoded if asked."""
+    mag = np.abs(values) & ((1 << pe_width) - 1)
+    return booth_table()[mag] if booth else mag
+
+
+def popcounts(values: np.ndarray) -> np.ndarray:
+    v = values.astype(np.int64)
+    count = np.zeros(v.shape, np.int64)
+    while np.any(v):
+        count += v & 1
+        v >>= 1
+    return count
+
+
+def shapeshifter_bits(values: np.ndarray, pe_width: int, signed: bool) -> np.ndarray:
+    """Index of the highest set bit of the pe_width-bit two's complement value (negatives flipped when
+    the layer is signed), plus 1 if signed; 0 for zero."""
+    mask = (1 << pe_width) - 1
+    u = values & mask
+    if signed:
+        u = np.where(u & (1 << (pe_width - 1)), u ^ mask, u)
+    top = np.zeros(u.shape, np.int64)
+    nz = u > 0
+    top[nz] = np.floor(np.log2(u[nz])).astype(np.int64)
+    return top + int(signed)
+
+
+# ---------------------------------------------------------------- step accumulation
+
+
+def fc_cycles(step_costs: list[np.ndarray], cols: int) -> int:
+    """fc: per group the step costs P of rows t; column t mod Cc; c = max(c, cc[col]); cc[col] = c + P; c += 1."""
+    cc = [0] * cols
+    c = 0
+    for costs in step_costs:
+        for t, p in enumerate(costs.tolist()):
+            col = t % cols
+            c = max(c, cc[col])
+            cc[col] = c + p
+            c += 1
+    return max(cc)
+
+
+def _group_columns(cost: np.ndarray, win_in_ws: np.ndarray, group_size: int, quirk: bool) -> np.ndarray:
+    """Merge columns [.., Cc] into ShapeShifter's column groups (max), with DNNsim's trailing-group quirk:
+    after a window set of n windows it writes cost 1 into group n / group_size when n is a multiple of
+    the group size (an idle group then costs a cycle under column registers)."""
+    cols = cost.shape[-1]
+    n_groups = _ceil_div(cols, group_size)
+    if group_size > 1:
+        pad = np.zeros(cost.shape[:-1] + (n_groups * group_size,), cost.dtype)
+        pad[..., :cols] = cost
+        cost = pad.reshape(cost.shape[:-1] + (n_groups, group_size)).max(axis=-1)
+    if quirk:
+        cost = cost.copy()
+        for ws, n in enumerate(win_in_ws.tolist()):
+            if n % group_size == 0 and n // group_size < n_groups:
+                cost[ws, ..., n // group_size] = np.maximum(cost[ws, ..., n // group_size], 1)
+    return np.ascontiguousarray(cost)
+
+
+def _conv_total(cost: np.ndarray, n_steps: np.ndarray, reps: int, registers: int) -> int:
+    """Sum of per-step max over columns, or the column-register timing. cost[WS, Gc, S, Cc]."""
+    if registers > 0:
+        from bitpruner.sim.kernels import ring_cycles
+
+        return int(ring_cycles(cost, n_steps.astype(np.int64), reps, registers))
+    step_max = cost.max(axis=3)  # [WS, Gc, S]
+    valid = np.arange(cost.shape[2])[None, :] < n_steps[:, None]
+    return int(reps * np.where(valid[None], np.maximum(step_max, 1), 0).sum())
+
+
+# ---------------------------------------------------------------- the simulator
+
+
+class LayerSimulator:
+    """Simulates one layer for one architecture; weight-side work is done once, act-side per sample."""
+
+    def __init__(self, layer: LayerTrace, arch: str, params: SimParams):
+        self.layer, self.arch, self.p = layer, arch, params
+        self.g = Geometry(layer, params)
+        self.act_prec, self.wgt_prec = layer.precisions(params.pe_width)
+        self.signed = bool(layer.activations.min() < 0)
+        self.reach = min((1 << params.bits_first_stage) - 1, 15)
+        self.registers = params.column_registers if (arch in COLUMN_REGISTER_ARCHS and not self.g.fc) else 0
+        self.booth = params.booth_encoding and arch in BOOTH_ARCHS
+        if self.booth:
+            self._check_booth()
+        self._schedule = None
+
+    def _check_booth(self) -> None:
+        sides = {"Laconic": ("activations", "weights"), "PragmaticW": ("weights",)}.get(self.arch, ("activations",))
+        for side in sides:
+            values = getattr(self.layer, side)
+            if values.size and np.abs(values).max() >= BOOTH_LIMIT:
+                raise TraceError(
+                    f"layer {self.layer.name!r}: {side} hold |v| = {int(np.abs(values).max())} >= {BOOTH_LIMIT}, "
+                    f"beyond DNNsim's Booth table"
+                )
+
+    # -- weight-side helpers
+    def _wrows(self) -> np.ndarray:
+        return self.g.weight_rows(self.layer.weights)
+
+    def schedule(self):
+        if self._schedule is None:
+            from bitpruner.sim.tactical import schedule_layer
+
+            self._schedule = schedule_layer(
+                self._wrows(), self.p.rows, self.p.lookahead, self.p.lookaside, n_channels=self.g.C
+            )
+        return self._schedule
+
+    def _group_steps(self) -> np.ndarray:
+        """Steps of each filter-set group under BitTactical: max n_steps over its sets."""
+        n_steps = self.schedule().n_steps
+        padded = np.zeros(self.g.G * self.p.tiles, np.int64)
+        padded[: n_steps.size] = n_steps
+        return padded.reshape(self.g.G, self.p.tiles).max(axis=1)
+
+    # -- per sample
+    def cycles(self, sample: int) -> int:
+        g, arch = self.g, self.arch
+        if arch == "DaDianNao":
+            return g.G * g.T * (1 if g.fc else g.WS)
+        if arch == "BitTactical":
+            return int(self._group_steps().sum()) * (1 if g.fc else g.WS)
+        if arch == "Stripes":
+            cost = min(self.act_prec, self.p.pe_width)
+            if g.fc:
+                return fc_cycles([np.full(g.T, cost)] * g.G, g.cols)
+            return g.WS * g.G * g.T * cost
+        if arch == "PragmaticW":
+            return self._pragmatic_w()
+        if arch == "Laconic":
+            return self._laconic(sample)
+        if arch in ("BitTacticalE", "BitTacticalP"):
+            return self._tactical(sample)
+        return self._act_side(sample)
+
+    def _act_side(self, sample: int) -> int:
+        from bitpruner.sim.kernels import pragmatic_rows
+
+        g, p = self.g, self.p
+        vals = g.act_values(self.layer, sample)
+        if self.arch == "BitPragmatic":
+            mag = magnitudes(vals, p.pe_width, self.booth).reshape(-1, g.lanes)
+            per_pos = pragmatic_rows(np.ascontiguousarray(mag), self.reach).reshape(g.Xp, g.Yp, g.nch)
+        else:
+            bits = shapeshifter_bits(vals, p.pe_width, self.signed).reshape(g.Xp, g.Yp, g.nch, g.lanes)
+            per_pos = bits.max(axis=-1) + 1
+            if self.arch == "Loom":
+                per_pos = -(-per_pos // p.pe_serial_bits) * self.wgt_prec
+        if g.fc:
+            return fc_cycles([per_pos[0, 0]] * g.G, g.cols)
+        cost = g.gather_rows(per_pos)[:, None]  # [WS, 1, T, Cc]; same for every filter-set group
+        if self.arch == "ShapeShifter" and self.registers:
+            cost = _group_columns(cost, g.win_in_ws, p.group_size, quirk=True)
+        return _conv_total(cost, np.array([g.T]), g.G, self.registers)
+
+    def _pragmatic_w(self) -> int:
+        from bitpruner.sim.kernels import pragmatic_rows
+
+        g, p = self.g, self.p
+        mag = magnitudes(self._wrows(), p.pe_width, self.booth).reshape(-1, g.lanes)
+        per_filter = pragmatic_rows(np.ascontiguousarray(mag), self.reach).reshape(g.K, g.T)
+        per_group = g.filter_group_max(per_filter)  # [G, T]
+        if g.fc:
+            return fc_cycles(list(per_group), g.cols)
+        if not self.registers:
+            return int(g.WS * per_group.sum())
+        active = (np.arange(g.cols)[None, :] < g.win_in_ws[:, None]).astype(np.int64)  # [WS, Cc]
+        cost = per_group[None, :, :, None] * active[:, None, None, :]
+        return _conv_total(np.ascontiguousarray(cost), np.full(g.G, g.T), 1, self.registers)
+
+    def _laconic(self, sample: int) -> int:
+        g, p = self.g, self.p
+        vals = g.act_values(self.layer, sample)
+        pop_a = popcounts(magnitudes(vals, p.pe_width, self.booth)).reshape(g.Xp, g.Yp, g.nch, g.lanes)
+        pop_w = popcounts(magnitudes(self._wrows(), p.pe_width, self.booth))  # [K, T, L]
+        max_w = g.filter_group_max(pop_w)  # [G, T, L]
+        # Per window set, row and lane: max over the set's windows (padding windows are 0).
+        max_a = np.zeros((g.WS, g.Ky, g.Kx, g.nch, g.lanes), np.int64)
+        for ky in range(g.Ky):
+            for kx in range(g.Kx):
+                per_win = np.zeros((g.WS * g.cols, g.nch, g.lanes), np.int64)
+                per_win[: g.n_win] = pop_a[g.x0 + kx, g.y0 + ky]
+                max_a[:, ky, kx] = per_win.reshape(g.WS, g.cols, g.nch, g.lanes).max(axis=1)
+        max_a = max_a.reshape(g.WS, g.T, g.lanes)
+        if g.fc:
+            return fc_cycles([np.maximum((max_a[0] * mw).max(axis=-1), 1) for mw in max_w], g.cols)
+        return int(sum(np.maximum((max_a * mw[None]).max(axis=-1), 1).sum() for mw in max_w))
+
+    def _tactical_blocks(self, mode: int):
+        """Lane patterns per (group, step) block: dedup'd per-filter patterns (E) or the union (P)."""
+        sch, g, lanes = self.schedule(), self.g, self.g.lanes
+        steps = self._group_steps()
+        s_max = int(steps.max()) if steps.size else 0
+        blocks, offsets = [], [0]
+        for grp in range(g.G):
+            sets = range(grp * self.p.tiles, min(g.FS, (grp + 1) * self.p.tiles))
+            for s in range(s_max):
+                keys = [
+                    np.where(sch.act_row[k, : sch.n_filters[k], s] >= 0,
+                             sch.act_row[k, : sch.n_filters[k], s] * lanes + sch.act_lane[k, : sch.n_filters[k], s], -1)
+                    for k in sets if sch.n_steps[k] > s
+                ]
+                if not keys:
+                    offsets.append(offsets[-1])
+                    continue
+                pats = np.concatenate(keys)
+                if mode == MODE_SHAPESHIFTER:
+                    union = np.unique(pats[pats >= 0])
+                    rows = _ceil_div(max(union.size, 1), lanes)
+                    pats = np.full(rows * lanes, -1, np.int64)
+                    pats[: union.size] = union
+                    pats = pats.reshape(rows, lanes)
+                else:
+                    pats = np.unique(pats, axis=0)
+                blocks.append(pats)
+                offsets.append(offsets[-1] + pats.shape[0])
+        pats = np.concatenate(blocks) if blocks else np.full((0, lanes), -1, np.int64)
+        pat_row = np.where(pats >= 0, pats // lanes, -1)
+        pat_lane = np.where(pats >= 0, pats % lanes, -1)
+        return pat_row, pat_lane, np.array(offsets, np.int64), steps, s_max
+
+    def _tactical(self, sample: int) -> int:
+        from bitpruner.sim.kernels import pattern_costs
+
+        g, p = self.g, self.p
+        mode = MODE_PRAGMATIC if self.arch == "BitTacticalE" else MODE_SHAPESHIFTER
+        pat_row, pat_lane, offsets, steps, s_max = self._tactical_blocks(mode)
+        vals = g.act_values(self.layer, sample)
+        if mode == MODE_PRAGMATIC:
+            vals = magnitudes(vals, p.pe_width, self.booth)
+        else:
+            vals = shapeshifter_bits(vals, p.pe_width, self.signed)
+        cost = pattern_costs(
+            np.ascontiguousarray(vals), g.x0, g.y0, g.row_x, g.row_y, g.row_ch,
+            pat_row, pat_lane, offsets, g.cols, mode, self.reach,
+        )  # [WS, G*s_max, Cc]
+        cost = cost.reshape(g.WS, g.G, s_max, g.cols)
+        if g.fc:
+            return fc_cycles([np.maximum(cost[0, grp, : steps[grp], 0], 1) for grp in range(g.G)], g.cols)
+        if mode == MODE_SHAPESHIFTER and self.registers:
+            cost = _group_columns(cost, g.win_in_ws, p.group_size, quirk=True)
+        return _conv_total(np.ascontiguousarray(cost), steps, 1, self.registers)
+
+
+def simulate_layer(layer: LayerTrace, arch: str, params: SimParams | None = None, samples: int = 1) -> int:
+    """compute_cycles of one layer (summed over the first `samples` samples)."""
+    params = params or SimParams()
+    arch = resolve_arch(arch)
+    n = layer.activations.shape[0]
+    if not 1 <= samples <= n:
+        raise TraceError(f"layer {layer.name!r}: asked for {samples} samples, the trace holds {n}")
+    if arch in TACTICAL_ARCHS and params.lanes < 1:
+        raise ConfigError("tactical: lanes must be >= 1")
+    sim = LayerSimulator(layer, arch, params)
+    return sum(sim.cycles(s) for s in range(samples))
+
+
+def simulate_network(
+    trace: NetworkTrace,
+    arch: str,
+    params: SimParams | None = None,
+    samples: int = 1,
+    progress: bool = False,
+) -> list[LayerResult]:
+    """Per-layer compute cycles of a whole network; `progress` shows a bar over the layers."""
+    params = params or SimParams()
+    layers = trace.layers
+    results = []
+    if progress:
+        from rich.progress import track
+
+        layers = track(layers, description=f"simulating {trace.name} on {resolve_arch(arch)}")
+    for layer in layers:
+        cycles = simulate_layer(layer, arch, params, samples)
+        results.append(LayerResult(name=layer.name, type=layer.type, compute_cycles=int(cycles)))
+    return results

@@ -1,0 +1,143 @@
+"""Numba kernels of the cycle model (few signatures, all int64, cached on disk)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
+
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+
+# Any first-stage reach of 15 or more bits covers a whole 16-bit value: each lane has its own shifter.
+FULL_REACH = 15
+
+
+@numba.njit(cache=True)
+def _popcount(v):
+    c = 0
+    while v:
+        v &= v - 1
+        c += 1
+    return c
+
+
+@numba.njit(cache=True)
+def pragmatic_cost(vals, n, reach):
+    """Two-stage shifter cycles over vals[:n] (non-negative; destroyed): at least 1.
+
+    `reach` = 2**bits_first_stage - 1, capped at FULL_REACH. Each cycle the offset is the lowest set
+    bit over all lanes; every lane clears its lowest set bit if it lies within `reach` bits of it.
+    """
+    if reach == 0:  # one shared shifter: one cycle per bit column with a one
+        acc = 0
+        for i in range(n):
+            acc |= vals[i]
+        c = _popcount(acc)
+        return c if c > 0 else 1
+    if reach >= FULL_REACH:  # one shifter per lane: the lane with the most ones decides
+        best = 1
+        for i in range(n):
+            c = _popcount(vals[i])
+            if c > best:
+                best = c
+        return best
+    cycles = 0
+    while True:
+        low = 0  # lowest set bit (as a power of two) over all lanes
+        for i in range(n):
+            b = vals[i] & -vals[i]
+            if b != 0 and (low == 0 or b < low):
+                low = b
+        if low == 0:
+            break
+        limit = low << reach
+        for i in range(n):
+            b = vals[i] & -vals[i]
+            if b != 0 and b <= limit:
+                vals[i] ^= b
+        cycles += 1
+    return cycles if cycles > 0 else 1
+
+
+@numba.njit(parallel=True, cache=True)
+def pragmatic_rows(vals, reach):
+    """Shifter cycles of every row of vals[N, L] (magnitudes, Booth-recoded if wanted)."""
+    n_rows, lanes = vals.shape
+    out = np.empty(n_rows, np.int64)
+    for r in numba.prange(n_rows):
+        scratch = vals[r].copy()
+        out[r] = pragmatic_cost(scratch, lanes, reach)
+    return out
+
+
+@numba.njit(cache=True)
+def ring_cycles(cost, n_steps, reps, registers):
+    """Columns with run-ahead registers: cost[WS, Gc, S, Cc]; steps run ws -> (reps x g) -> s < n_steps[g].
+
+    Each step every column c starts at max(rc, cc[c]) and adds its cost; rc is the ring's oldest max(cc).
+    """
+    n_ws, n_g, _, n_cols = cost.shape
+    cc = np.zeros(n_cols, np.int64)
+    ring = np.zeros(registers, np.int64)
+    idx = 0
+    rc = 0
+    for ws in range(n_ws):
+        for _ in range(reps):
+            for g in range(n_g):
+                for s in range(n_steps[g]):
+                    top = 0
+                    for c in range(n_cols):
+                        start = cc[c] if cc[c] > rc else rc
+                        cc[c] = start + cost[ws, g, s, c]
+                        if cc[c] > top:
+                            top = cc[c]
+                    rc = ring[idx]
+                    ring[idx] = top
+                    idx = (idx + 1) % registers
+    return cc.max()
+
+
+@numba.njit(parallel=True, cache=True)
+def pattern_costs(vals, x0, y0, row_x, row_y, row_ch, pat_row, pat_lane, pat_off, n_cols, mode, reach):
+    """Per window and block, the max over the block's lane patterns of a per-PE cost.
+
+    vals[Xp, Yp, Cpad]: per activation, its magnitude (mode 0, BitPragmatic shifter cost) or its
+    ShapeShifter bit count (mode 1: cost = max + 1). Window w's origin is (x0[w], y0[w]); buffer row r
+    reads position (+row_x[r], +row_y[r]) and channels row_ch[r] + lane. Pattern p's lane i reads row
+    pat_row[p, i], lane pat_lane[p, i] (-1: lane idle). Block b owns patterns pat_off[b]:pat_off[b+1].
+    Returns int64 [ceil(W / n_cols), n_blocks, n_cols] (0 where a column has no window).
+    """
+    n_win = x0.shape[0]
+    n_ws = (n_win + n_cols - 1) // n_cols
+    n_blocks = pat_off.shape[0] - 1
+    lanes = pat_row.shape[1]
+    out = np.zeros((n_ws, n_blocks, n_cols), np.int64)
+    for ws in numba.prange(n_ws):
+        scratch = np.empty(lanes, np.int64)
+        for c in range(n_cols):
+            w = ws * n_cols + c
+            if w >= n_win:
+                break
+            for b in range(n_blocks):
+                best = 0
+                for p in range(pat_off[b], pat_off[b + 1]):
+                    n = 0
+                    for i in range(lanes):
+                        r = pat_row[p, i]
+                        if r < 0:
+                            continue
+                        scratch[n] = vals[x0[w] + row_x[r], y0[w] + row_y[r], row_ch[r] + pat_lane[p, i]]
+                        n += 1
+                    if mode == 0:
+                        cost = pragmatic_cost(scratch, n, reach)
+                    else:
+                        top = 0
+                        for i in range(n):
+                            if scratch[i] > top:
+                                top = scratch[i]
+                        cost = top + 1
+                    if cost > best:
+                        best = cost
+                out[ws, b, c] = best
+    return out

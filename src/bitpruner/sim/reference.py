@@ -1,0 +1,208 @@
+"""Plain-Python reference of the cycle model, literally from the spec (slow; tests compare the engine to it).
+
+Every step is simulated with explicit loops over tiles, columns (windows), rows (filters) and lanes.
+Only the Booth table (checked against the spec's scan in the tests) and the BitTactical schedule are shared
+with the fast engine.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bitpruner.sim.booth import booth_table
+from bitpruner.sim.params import SimParams, resolve_arch
+from bitpruner.sim.traces import LayerTrace
+
+
+def _pragmatic(values: list[int], bits_first_stage: int) -> int:
+    """Two-stage shifter: each cycle, off = lowest set bit over all lanes; each lane clears its lowest set
+    bit inside [off, off + 2**bfs - 1]; cycles until all are zero, at least 1."""
+    vals = list(values)
+    reach = (1 << bits_first_stage) - 1
+    cycles = 0
+    while any(vals):
+        off = min((v & -v).bit_length() - 1 for v in vals if v)
+        for i, v in enumerate(vals):
+            for b in range(off, off + reach + 1):
+                if (v >> b) & 1:
+                    vals[i] = v & ~(1 << b)
+                    break
+        cycles += 1
+    return max(cycles, 1)
+
+
+class _Layer:
+    """Index helpers: act(window, row, lane) and wgt(filter, row, lane) in weight-buffer row order."""
+
+    def __init__(self, layer: LayerTrace, p: SimParams, sample: int):
+        self.fc = layer.type == "fc"
+        L = p.lanes
+        if self.fc:
+            self.W = layer.weights
+            self.A = layer.fc_activations[sample]
+            self.K, self.C = self.W.shape
+            self.Kx = self.Ky = 1
+            self.windows = [(0, 0)]
+        else:
+            self.W = layer.weights
+            pad = layer.pad
+            self.A = np.pad(layer.activations[sample], ((0, 0), (pad, pad), (pad, pad)))
+            self.K, self.C, self.Kx, self.Ky = self.W.shape
+            ox = (self.A.shape[1] - self.Kx) // layer.stride + 1
+            oy = (self.A.shape[2] - self.Ky) // layer.stride + 1
+            self.windows = [((w % ox) * layer.stride, (w // ox) * layer.stride) for w in range(ox * oy)]
+        self.nch = -(-self.C // L)
+        self.T = self.nch * self.Kx * self.Ky
+        self.L = L
+
+    def _split(self, t: int, i: int) -> tuple[int, int, int]:
+        ky, rem = divmod(t, self.nch * self.Kx)
+        kx, k = divmod(rem, self.nch)
+        return kx, ky, k * self.L + i
+
+    def act(self, w: int, t: int, i: int) -> int:
+        kx, ky, ch = self._split(t, i)
+        if ch >= self.C:
+            return 0
+        if self.fc:
+            return int(self.A[ch])
+        x0, y0 = self.windows[w]
+        return int(self.A[ch, x0 + kx, y0 + ky])
+
+    def wgt(self, f: int, t: int, i: int) -> int:
+        kx, ky, ch = self._split(t, i)
+        if ch >= self.C:
+            return 0
+        return int(self.W[f, ch]) if self.fc else int(self.W[f, ch, kx, ky])
+
+
+def _chunks(n: int, size: int) -> list[list[int]]:
+    return [list(range(s, min(n, s + size))) for s in range(0, n, size)]
+
+
+def reference_cycles(layer: LayerTrace, arch: str, params: SimParams | None = None, sample: int = 0) -> int:
+    """compute_cycles of one sample of one layer, by brute force."""
+    p = params or SimParams()
+    arch = resolve_arch(arch)
+    lay = _Layer(layer, p, sample)
+    act_prec, wgt_prec = layer.precisions(p.pe_width)
+    signed = bool(layer.activations.min() < 0)
+    mask = (1 << p.pe_width) - 1
+    booth = booth_table()
+    use_booth = p.booth_encoding and arch in ("BitPragmatic", "Laconic", "PragmaticW", "BitTacticalE")
+
+    def mag(v: int) -> int:
+        m = abs(v) & mask
+        return int(booth[m]) if use_booth else m
+
+    def ss_prec(values: list[int]) -> int:
+        top = 0
+        for v in values:
+            u = v & mask
+            if signed and u & (1 << (p.pe_width - 1)):
+                u ^= mask
+            top = max(top, (u.bit_length() - 1 if u else 0) + int(signed))
+        return top + 1
+
+    window_sets = _chunks(len(lay.windows), p.columns)
+    filter_sets = _chunks(lay.K, p.rows)
+    groups = _chunks(len(filter_sets), p.tiles)
+
+    schedule = None
+    if arch in ("BitTactical", "BitTacticalE", "BitTacticalP"):
+        from bitpruner.sim.tactical import schedule_layer
+
+        wrows = np.array([[[lay.wgt(f, t, i) for i in range(p.lanes)] for t in range(lay.T)] for f in range(lay.K)],
+                         dtype=np.int64)
+        schedule = schedule_layer(wrows, p.rows, p.lookahead, p.lookaside, n_channels=lay.C)
+
+    def steps_of(group: list[int]) -> list[int]:
+        if schedule is None:
+            return list(range(lay.T))
+        return list(range(max(int(schedule.n_steps[k]) for k in group)))
+
+    def pe_cost(w: int, fset: int, f_local: int, t: int) -> int:
+        """Cost of the PE of column (window) w and row (filter f_local of set fset) at step t."""
+        f = filter_sets[fset][f_local]
+        if arch == "DaDianNao" or arch == "BitTactical":
+            return 1
+        if arch == "Stripes":
+            return min(act_prec, p.pe_width)
+        if arch == "BitPragmatic":
+            return _pragmatic([mag(lay.act(w, t, i)) for i in range(p.lanes)], p.bits_first_stage)
+        if arch == "Laconic":
+            return max(max(1, bin(mag(lay.act(w, t, i))).count("1") * bin(mag(lay.wgt(f, t, i))).count("1"))
+                       for i in range(p.lanes))
+        if arch == "ShapeShifter":
+            return ss_prec([lay.act(w, t, i) for i in range(p.lanes)])
+        if arch == "Loom":
+            return -(-ss_prec([lay.act(w, t, i) for i in range(p.lanes)]) // p.pe_serial_bits) * wgt_prec
+        if arch == "PragmaticW":
+            return _pragmatic([mag(lay.wgt(f, t, i)) for i in range(p.lanes)], p.bits_first_stage)
+        # BitTacticalE / P: the activations the scheduled slots of this filter read at its step t
+        rows = schedule.act_row[fset, f_local, t]
+        lanes = schedule.act_lane[fset, f_local, t]
+        acts = [lay.act(w, int(r), int(i)) for r, i in zip(rows, lanes, strict=True) if r >= 0]
+        if arch == "BitTacticalE":
+            return _pragmatic([mag(a) for a in acts], p.bits_first_stage)
+        return ss_prec(acts)
+
+    def column_costs(ws: list[int], group: list[int], t: int) -> list[int]:
+        costs = []
+        for c in range(p.columns):
+            if c >= len(ws):
+                costs.append(0)
+                continue
+            best = 0
+            for fset in group:  # one tile per filter set
+                if schedule is not None and t >= schedule.n_steps[fset]:
+                    continue  # this tile is done
+                for f_local in range(len(filter_sets[fset])):
+                    best = max(best, pe_cost(ws[c], fset, f_local, t))
+            costs.append(best)
+        return costs
+
+    if lay.fc:
+        if arch in ("DaDianNao", "BitTactical"):
+            return sum(len(steps_of(group)) for group in groups)
+        cc, c = [0] * p.columns, 0
+        for group in groups:
+            for t in steps_of(group):
+                cost = max(1, max(column_costs([0], group, t)))
+                col = t % p.columns
+                c = max(c, cc[col])
+                cc[col] = c + cost
+                c += 1
+        return max(cc)
+
+    registers = p.column_registers if arch in ("BitPragmatic", "ShapeShifter", "PragmaticW", "BitTacticalE",
+                                               "BitTacticalP") else 0
+    shapeshifter_like = arch in ("ShapeShifter", "BitTacticalP")
+    total = 0
+    cc = [0] * p.columns
+    ring = [0] * max(registers, 1)
+    ring_idx, rc = 0, 0
+    for ws in window_sets:
+        for group in groups:
+            for t in steps_of(group):
+                costs = column_costs(ws, group, t)
+                if not registers:
+                    total += max(1, max(costs))
+                    continue
+                if shapeshifter_like:
+                    costs = _shapeshifter_groups(costs, len(ws), p.group_size)
+                for col, cost in enumerate(costs):
+                    cc[col] = max(rc, cc[col]) + cost
+                rc = ring[ring_idx]
+                ring[ring_idx] = max(cc)
+                ring_idx = (ring_idx + 1) % registers
+    return max(cc) if registers else total
+
+
+def _shapeshifter_groups(costs: list[int], n_windows: int, group_size: int) -> list[int]:
+    """DNNsim's ShapeShifter column groups (max over group_size columns), including its write of cost 1 into
+    group n_windows / group_size after a window set whose size is a multiple of the group size."""
+    groups = [max(costs[g : g + group_size]) for g in range(0, len(costs), group_size)]
+    if n_windows % group_size == 0 and n_windows // group_size < len(groups):
+        groups[n_windows // group_size] = max(groups[n_windows // group_size], 1)
+    return groups + [0] * (len(costs) - len(groups))
