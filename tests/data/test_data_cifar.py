@@ -24,6 +24,15 @@ def test_cifar10_reads_batches_from_folder_or_parent(cifar10_dir, point_at_paren
     assert images.shape == (4, 3, 32, 32) and labels.tolist() == [0, 1, 2, 3]
 
 
+def test_pickles_naming_numpy_1_module_paths_load(cifar10_dir):
+    # The published files predate numpy 2 and name numpy.core.multiarray, not numpy._core.
+    raw = pickle.dumps({b"data": np.ones((2, 3072), np.uint8), b"labels": [1, 2]}, protocol=2)
+    assert b"numpy._core.multiarray" in raw
+    (cifar10_dir / "test_batch").write_bytes(raw.replace(b"numpy._core.multiarray", b"numpy.core.multiarray"))
+    images, labels = read_batch(cifar10_dir / "test_batch", "labels")
+    assert images.shape == (2, 3, 32, 32) and images.sum() == 2 * 3072 and labels.tolist() == [1, 2]
+
+
 def test_pixel_layout_is_channel_major(cifar10_dir):
     with open(cifar10_dir / "test_batch", "rb") as handle:
         rows = pickle.load(handle, encoding="bytes")[b"data"]

@@ -47,3 +47,18 @@ def test_cifar10_config_reads_the_data_dir(cifar10_dir, tmp_path):
     node.data_dir = str(cifar10_dir.parent)
     node.val_size = 8
     assert build_datamodule(node).split_sizes() == {"train": 32, "val": 8, "test": 6}
+
+
+@pytest.mark.skipif(not (CONF_DIR.parent / "train.yaml").is_file(), reason="no main train config yet")
+@pytest.mark.parametrize("name", ["digits", "cifar10"])
+def test_main_config_composes_with_each_data_group(name, tmp_path, monkeypatch):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    monkeypatch.setenv("BITPRUNER_ROOT", str(tmp_path))
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR.parent)):
+        cfg = hydra_compose("train", overrides=[f"data={name}", "data.batch_size=16"])
+    dm = build_datamodule(cfg.data)
+    assert dm.name == name and dm.seed == cfg.seed and dm.batch_size == 16
+    if name == "cifar10":
+        assert Path(dm.data_dir) == tmp_path / "data" / "cifar10"

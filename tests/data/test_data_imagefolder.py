@@ -32,6 +32,7 @@ def test_metadata_comes_from_the_folders_without_torchvision(tmp_path):
     dm = ImageFolderDataModule(data_dir=write_tree(tmp_path), image_size=16)
     assert dm.class_names == ["cat", "dog", "emu"]
     assert dm.num_classes == 3 and dm.input_shape == (3, 16, 16)
+    assert dm.mean.shape == dm.std.shape == (3,)
 
 
 def test_missing_folders_are_one_line_errors(tmp_path):

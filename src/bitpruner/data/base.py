@@ -80,6 +80,15 @@ class BaseDataModule(L.LightningDataModule):
     def class_names(self) -> list[str] | None:
         return None
 
+    @property
+    def mean(self) -> torch.Tensor:
+        """Per-channel mean subtracted from the raw pixels (in their own units) before dividing by `std`."""
+        raise NotImplementedError
+
+    @property
+    def std(self) -> torch.Tensor:
+        raise NotImplementedError
+
     # -- shared ---------------------------------------------------------------------------------
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -277,7 +286,7 @@ class ArrayDataModule(BaseDataModule):
 
     @property
     def mean(self) -> torch.Tensor:
-        """Per-channel mean of the raw train pixels (subtracted before dividing by `std`)."""
+        """Per-channel mean of the raw train pixels (0..255 for uint8 files, 0..16 for digits)."""
         self._ensure_loaded()
         return self._mean
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from torch.utils.data import Dataset
 
 from bitpruner.data.base import SPLIT_NAMES, BaseDataModule
@@ -92,6 +93,15 @@ class ImageFolderDataModule(BaseDataModule):
     @property
     def in_channels(self) -> int:
         return 3
+
+    @property
+    def mean(self) -> torch.Tensor:
+        """ImageNet's per-channel mean on [0, 1] pixels (torchvision's ToTensor scale)."""
+        return torch.tensor(IMAGENET_MEAN)
+
+    @property
+    def std(self) -> torch.Tensor:
+        return torch.tensor(IMAGENET_STD)
 
     @property
     def image_size(self) -> tuple[int, int]:
