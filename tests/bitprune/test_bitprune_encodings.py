@@ -1,6 +1,6 @@
 """Essential bits of every 8-bit (and every 15-bit, for DNNsim's table) value against plain Python."""
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
@@ -31,7 +31,7 @@ def dnnsim_reference(n: int) -> int:
     return out & 0xFFFF
 
 
-@lru_cache(maxsize=None)
+@cache
 def min_signed_digits(n: int) -> int:
     """Fewest non-zero digits in {-1, 0, 1} that sum to n (a recursion on the lowest digit)."""
     if n <= 1:
@@ -64,7 +64,9 @@ def test_dnnsim_booth_table_matches_spec_scan_on_all_15_bit_values():
 def test_dnnsim_differs_from_naf_for_a_fifth_of_inputs():
     # simulator.md: "they differ for about a fifth of inputs" (in the number of terms).
     n = np.arange(DNNSIM_BOOTH_LIMIT)
-    d = np.bitwise_count(term_mask_table("dnnsim_booth", n[-1])) != np.bitwise_count(term_mask_table("booth", n[-1]))
+    d = np.bitwise_count(term_mask_table("dnnsim_booth", n[-1])) != np.bitwise_count(
+        term_mask_table("booth", n[-1])
+    )
     assert 0.1 < d.mean() < 0.3
 
 

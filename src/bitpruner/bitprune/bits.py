@@ -152,7 +152,9 @@ def model_bit_stats(
     return rows, totals
 
 
-def write_layer_bits_csv(path: str | Path, rows: list[dict[str, Any]], totals: dict[str, Any] | None = None) -> Path:
+def write_layer_bits_csv(
+    path: str | Path, rows: list[dict[str, Any]], totals: dict[str, Any] | None = None
+) -> Path:
     """Write rows (and an optional `total` row) with LAYER_BITS_COLUMNS; shape as 'KxCxkhxkw'."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ essential bits are popcount(mask) and a bit-column engine's cycles are popcount(
 from __future__ import annotations
 
 import os
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -87,7 +87,7 @@ def _fill_table(kind: int, size: int) -> np.ndarray:
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def _full_table(encoding: str) -> np.ndarray:
     table = _fill_table(ENCODINGS.index(encoding), DNNSIM_TABLE_SIZE)
     table.setflags(write=False)
@@ -111,6 +111,8 @@ def check_magnitudes(mag: np.ndarray, encoding: str, max_magnitude: int) -> None
     """Raise ConfigError when a magnitude is out of the bit width, or overflows DNNsim's Booth table."""
     top = int(mag.max()) if mag.size else 0
     if top > max_magnitude:
-        raise ConfigError(f"weight magnitude {top} exceeds {max_magnitude}, the largest this bit width allows")
+        raise ConfigError(
+            f"weight magnitude {top} exceeds {max_magnitude}, the largest this bit width allows"
+        )
     if encoding == "dnnsim_booth" and top >= DNNSIM_BOOTH_LIMIT:
         raise ConfigError(f"weight magnitude {top} >= {DNNSIM_BOOTH_LIMIT} overflows DNNsim's Booth table")

@@ -18,7 +18,7 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from itertools import combinations
 from typing import Any
 
@@ -52,9 +52,22 @@ class ProjectionResult:
 
 @dataclass
 class _Units:
-    x: np.ndarray  # signed weights in units of the scale (float64, weight layout)
-    filter_scale: np.ndarray  # [K] float64 scale of every output channel
+    raw: np.ndarray  # the caller's weights, contiguous, dtype as given (weight layout)
+    unit_scale: np.ndarray  # [K] divisor taking raw to units of the scale (ones for integer weights)
+    error_scale: np.ndarray  # [K] scale of every output channel, for float-domain errors
     restore: Callable[[np.ndarray], Any]  # int32 numpy -> the caller's container
+
+    @property
+    def inner(self) -> int:
+        return int(np.prod(self.raw.shape[1:]))
+
+    @property
+    def x(self) -> np.ndarray:
+        """Signed weights in units of the scale (float64); the kernels divide the same way on the fly."""
+        return self.raw.astype(np.float64) / self.unit_scale.reshape((-1,) + (1,) * (self.raw.ndim - 1))
+
+    def group_unit_scale(self, lanes: int) -> np.ndarray:
+        return self.unit_scale[group_filters(self.raw.shape, lanes)]
 
 
 def _to_numpy(a) -> tuple[np.ndarray, Callable[[np.ndarray], Any]]:
@@ -72,6 +85,8 @@ def _units(w, scale, bits: int) -> _Units:
         raise ConfigError(f"weight shape {tuple(arr.shape)}: expected conv [K, C, kh, kw] or fc [K, C]")
     k = arr.shape[0]
     is_int = np.issubdtype(arr.dtype, np.integer)
+    if not (is_int or np.issubdtype(arr.dtype, np.floating)):
+        raise ConfigError(f"weights of dtype {arr.dtype}: expected integers or floats")
     if scale is None:
         if not is_int:
             raise ConfigError("float weights need their scale (or pass integer weights q)")
@@ -79,7 +94,9 @@ def _units(w, scale, bits: int) -> _Units:
     else:
         s = np.asarray(_to_numpy(scale)[0], dtype=np.float64).reshape(-1)
         if s.size not in (1, k):
-            raise ConfigError(f"scale has {s.size} entries: expected 1 (per layer) or {k} (per output channel)")
+            raise ConfigError(
+                f"scale has {s.size} entries: expected 1 (per layer) or {k} (per output channel)"
+            )
         if not np.all(np.isfinite(s) & (s > 0)):
             raise ConfigError(f"scale {s.min():g}..{s.max():g}: expected finite positive values")
         filter_scale = np.broadcast_to(s, (k,)).copy()
@@ -87,10 +104,8 @@ def _units(w, scale, bits: int) -> _Units:
         top = int(np.abs(arr.astype(np.int64)).max()) if arr.size else 0
         if top > qmax(bits):
             raise ConfigError(f"weight magnitude {top} exceeds {qmax(bits)}, the largest {bits} bits allow")
-        x = arr.astype(np.float64)
-    else:
-        x = arr.astype(np.float64) / filter_scale.reshape((-1,) + (1,) * (arr.ndim - 1))
-    return _Units(np.ascontiguousarray(x), filter_scale, restore)
+    unit_scale = np.ones(k) if is_int else filter_scale
+    return _Units(np.ascontiguousarray(arr), unit_scale, filter_scale, restore)
 
 
 def _check_int(name: str, value, lo: int, hi: int | None = None) -> int:
@@ -116,7 +131,7 @@ def _nearest_table(allowed: np.ndarray, top: int) -> np.ndarray:
     return table
 
 
-@lru_cache(maxsize=None)
+@cache
 def per_weight_table(bits: int, k: int, encoding: str = "binary") -> np.ndarray:
     """Nearest magnitude with <= k essential bits for every half-unit target (see module docstring)."""
     top = qmax(bits)
@@ -152,7 +167,7 @@ def _fill_submask_table(nbits: int) -> np.ndarray:
     return table
 
 
-@lru_cache(maxsize=None)
+@cache
 def submask_table(bits: int) -> np.ndarray:
     """[mask, j]: magnitude nearest to j/2 with bits inside mask, for all masks of bits-1 positions."""
     table = _fill_submask_table(check_bits(bits) - 1)
@@ -171,19 +186,19 @@ def column_subsets(bits: int, k: int) -> np.ndarray:
 
 
 @numba.njit(cache=True, parallel=True)
-def _per_weight_kernel(x, table, top, out):
-    for i in numba.prange(x.size):
-        v = x[i]
+def _per_weight_kernel(raw, unit_scale, inner, table, top, out):
+    for i in numba.prange(raw.size):
+        v = np.float64(raw[i]) / unit_scale[i // inner]
         a = min(abs(v), top)
         m = table[int(math.ceil(2.0 * a))]
         out[i] = -m if v < 0 else m
 
 
 @numba.njit(cache=True)
-def _prepare_group(xg, g, top, a, js):
+def _prepare_group(xg, g, scale, top, a, js):
     nonzero = 0
     for i in range(xg.shape[1]):
-        v = min(abs(xg[g, i]), top)
+        v = min(abs(np.float64(xg[g, i]) / scale), top)
         a[i] = v
         js[i] = int(math.ceil(2.0 * v))
         if v > 0:
@@ -192,12 +207,12 @@ def _prepare_group(xg, g, top, a, js):
 
 
 @numba.njit(cache=True, parallel=True)
-def _group_columns_exhaustive(xg, cands, near, top, out, chosen):
+def _group_columns_exhaustive(xg, gscale, cands, near, top, out, chosen):
     n, lanes = xg.shape
     for g in numba.prange(n):
         a = np.empty(lanes)
         js = np.empty(lanes, dtype=np.int64)
-        if _prepare_group(xg, g, top, a, js) == 0:
+        if _prepare_group(xg, g, gscale[g], top, a, js) == 0:
             chosen[g] = 0
             for i in range(lanes):
                 out[g, i] = 0
@@ -222,13 +237,13 @@ def _group_columns_exhaustive(xg, cands, near, top, out, chosen):
 
 
 @numba.njit(cache=True, parallel=True)
-def _group_columns_greedy(xg, k, nbits, top, out, chosen):
+def _group_columns_greedy(xg, gscale, k, nbits, top, out, chosen):
     n, lanes = xg.shape
     for g in numba.prange(n):
         a = np.empty(lanes)
         js = np.empty(lanes, dtype=np.int64)
         mask = 0
-        if _prepare_group(xg, g, top, a, js) > 0:
+        if _prepare_group(xg, g, gscale[g], top, a, js) > 0:
             for _ in range(k):
                 best = np.inf
                 best_p = -1
@@ -251,13 +266,13 @@ def _group_columns_greedy(xg, k, nbits, top, out, chosen):
 
 
 @numba.njit(cache=True, parallel=True)
-def _group_budget_kernel(xg, budget, near_by_c, ebits, top, out):
+def _group_budget_kernel(xg, gscale, budget, near_by_c, ebits, top, out):
     n, lanes = xg.shape
     cap = near_by_c.shape[0] - 1
     for g in numba.prange(n):
         a = np.empty(lanes)
         js = np.empty(lanes, dtype=np.int64)
-        _prepare_group(xg, g, top, a, js)
+        _prepare_group(xg, g, gscale[g], top, a, js)
         # f[b]: least squared error of the lanes so far spending at most b essential bits.
         f = np.zeros(budget + 1)
         choice = np.zeros((lanes, budget + 1), dtype=np.int64)
@@ -299,9 +314,12 @@ def per_weight(w, k: int, *, bits: int = 8, scale=None, encoding: str = "binary"
     k = _check_int("k", k, 0, bits - 1)
     check_encoding(encoding)
     units = _units(w, scale, bits)
-    out = np.empty(units.x.size, dtype=np.int32)
-    _per_weight_kernel(units.x.ravel(), per_weight_table(bits, k, encoding), float(qmax(bits)), out)
-    return units.restore(out.reshape(units.x.shape))
+    out = np.empty(units.raw.size, dtype=np.int32)
+    table = per_weight_table(bits, k, encoding)
+    _per_weight_kernel(
+        units.raw.ravel(), units.unit_scale, max(units.inner, 1), table, float(qmax(bits)), out
+    )
+    return units.restore(out.reshape(units.raw.shape))
 
 
 def group_columns(w, k: int, lanes: int = 16, *, bits: int = 8, scale=None, details: bool = False):
@@ -317,15 +335,16 @@ def group_columns(w, k: int, lanes: int = 16, *, bits: int = 8, scale=None, deta
     k = _check_int("k", k, 0, bits - 1)
     lanes = check_lanes(lanes)
     units = _units(w, scale, bits)
-    xg = np.ascontiguousarray(to_lane_groups(units.x, lanes))
+    xg = to_lane_groups(units.raw, lanes)
+    gscale = units.group_unit_scale(lanes)
     out = np.empty(xg.shape, dtype=np.int32)
     chosen = np.empty(xg.shape[0], dtype=np.int64)
     top = float(qmax(bits))
     if bits <= EXHAUSTIVE_MAX_BITS:
-        _group_columns_exhaustive(xg, column_subsets(bits, k), submask_table(bits), top, out, chosen)
+        _group_columns_exhaustive(xg, gscale, column_subsets(bits, k), submask_table(bits), top, out, chosen)
     else:
-        _group_columns_greedy(xg, k, bits - 1, top, out, chosen)
-    q = from_lane_groups(out, units.x.shape)
+        _group_columns_greedy(xg, gscale, k, bits - 1, top, out, chosen)
+    q = from_lane_groups(out, units.raw.shape)
     if not details:
         return units.restore(q)
     return ProjectionResult(units.restore(q), _group_error_units(units, q, lanes), chosen)
@@ -345,17 +364,19 @@ def group_budget(w, budget: int, lanes: int = 16, *, bits: int = 8, scale=None, 
     lanes = check_lanes(lanes)
     cap = bits - 1 if lane_max is None else _check_int("lane_max", lane_max, 0, bits - 1)
     units = _units(w, scale, bits)
-    xg = np.ascontiguousarray(to_lane_groups(units.x, lanes))
+    xg = to_lane_groups(units.raw, lanes)
     out = np.empty(xg.shape, dtype=np.int32)
     near_by_c = np.stack([per_weight_table(bits, c) for c in range(cap + 1)])
     ebits = essential_bits_table("binary", qmax(bits)).astype(np.int64)
-    _group_budget_kernel(xg, min(budget, lanes * cap), near_by_c, ebits, float(qmax(bits)), out)
-    return units.restore(from_lane_groups(out, units.x.shape))
+    _group_budget_kernel(
+        xg, units.group_unit_scale(lanes), min(budget, lanes * cap), near_by_c, ebits, float(qmax(bits)), out
+    )
+    return units.restore(from_lane_groups(out, units.raw.shape))
 
 
 def _group_error_units(units: _Units, q: np.ndarray, lanes: int) -> np.ndarray:
     d2 = to_lane_groups((q.astype(np.float64) - units.x) ** 2, lanes).sum(axis=1)
-    return d2 * units.filter_scale[group_filters(units.x.shape, lanes)] ** 2
+    return d2 * units.error_scale[group_filters(units.raw.shape, lanes)] ** 2
 
 
 def group_error(w, q, lanes: int = 16, *, scale=None, bits: int = 16) -> np.ndarray:
@@ -365,8 +386,8 @@ def group_error(w, q, lanes: int = 16, *, scale=None, bits: int = 16) -> np.ndar
     """
     units = _units(w, scale, check_bits(bits))
     q_arr = _to_numpy(q)[0]
-    if q_arr.shape != units.x.shape:
-        raise ConfigError(f"projected shape {q_arr.shape} differs from the weight shape {units.x.shape}")
+    if q_arr.shape != units.raw.shape:
+        raise ConfigError(f"projected shape {q_arr.shape} differs from the weight shape {units.raw.shape}")
     return _group_error_units(units, q_arr, check_lanes(lanes))
 
 

@@ -49,7 +49,9 @@ def _first_tensor(batch) -> torch.Tensor:
         return batch
     if isinstance(batch, (list, tuple)) and batch and isinstance(batch[0], torch.Tensor):
         return batch[0]
-    raise DataError(f"calibration batch of type {type(batch).__name__}: expected a tensor or (inputs, targets)")
+    raise DataError(
+        f"calibration batch of type {type(batch).__name__}: expected a tensor or (inputs, targets)"
+    )
 
 
 @torch.no_grad()

@@ -54,7 +54,9 @@ class QuantConfig:
         keys = set(cfg.keys())
         unknown = keys - {"bits", "scale", "per_channel", "power_of_two"}
         if unknown:
-            raise ConfigError(f"quant config: unknown key(s) {sorted(unknown)}; expected bits, scale, power_of_two")
+            raise ConfigError(
+                f"quant config: unknown key(s) {sorted(unknown)}; expected bits, scale, power_of_two"
+            )
         scale = cfg.get("scale", "channel" if cfg.get("per_channel", False) else "layer")
         return cls(bits=cfg.get("bits", 8), scale=scale, power_of_two=bool(cfg.get("power_of_two", False)))
 
@@ -80,7 +82,9 @@ def _round_to_power_of_two(scale: torch.Tensor) -> torch.Tensor:
     return torch.exp2(torch.ceil(torch.log2(scale)))
 
 
-def weight_scale(w: torch.Tensor, bits: int = 8, per_channel: bool = False, power_of_two: bool = False) -> torch.Tensor:
+def weight_scale(
+    w: torch.Tensor, bits: int = 8, per_channel: bool = False, power_of_two: bool = False
+) -> torch.Tensor:
     """Scale mapping max|w| (per layer, or per output channel = dim 0) onto qmax(bits); detached, float32."""
     top = qmax(bits)
     w = w.detach()
@@ -127,4 +131,3 @@ __all__ = [
     "quantize_weight",
     "weight_scale",
 ]
-

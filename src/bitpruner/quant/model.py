@@ -43,21 +43,27 @@ def fake_quant_model(
     """
     cfg = QuantConfig.from_any(cfg)
     layers = prunable_layers(model)
-    for layer in layers.values():
+    for name, layer in layers.items():
         if _has_fake_quant(layer):
-            raise ConfigError(f"fake_quant_model: layer {type(layer).__name__} is already fake-quantised")
+            raise ConfigError(f"fake_quant_model: layer {name!r} is already fake-quantised")
         parametrize.register_parametrization(layer, "weight", FakeQuantWeight(cfg))
     if act_quant is not None:
         missing = set(layers) - set(act_quant)
         if missing:
             raise ConfigError(f"act_quant: no activation scale for layer(s) {sorted(missing)}")
         handles = [
-            layer.register_forward_pre_hook(lambda _m, inputs, aq=act_quant[name]: (
-                fake_quant_activation(inputs[0], aq),) + tuple(inputs[1:]))
+            layer.register_forward_pre_hook(_input_quantiser(act_quant[name]))
             for name, layer in layers.items()
         ]
         setattr(model, _ACT_HOOKS_ATTR, handles)
     return model
+
+
+def _input_quantiser(aq: ActivationQuant):
+    def hook(_module, inputs):
+        return (fake_quant_activation(inputs[0], aq), *inputs[1:])
+
+    return hook
 
 
 def _has_fake_quant(layer: nn.Module) -> bool:

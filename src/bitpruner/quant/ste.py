@@ -13,11 +13,11 @@ from bitpruner.quant.fixed_point import QuantConfig, broadcast_scale, qmax, weig
 
 class _RoundSTE(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # noqa: ARG004 - autograd signature
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
         return torch.round(x)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # noqa: ARG004
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         return grad
 
 
