@@ -24,9 +24,10 @@ def find_dir_with(candidates: Iterable[Path], names: Sequence[str], what: str) -
     for folder in candidates:
         if all((folder / name).is_file() for name in names):
             return folder
-    first = candidates[0]
-    missing = [name for name in names if not (first / name).is_file()]
+    # Report the folder closest to complete: that is the one the user meant.
+    best = max(candidates, key=lambda folder: sum((folder / name).is_file() for name in names))
+    missing = [name for name in names if not (best / name).is_file()]
     looked = ", ".join(str(folder) for folder in candidates)
     raise DataError(
-        f"{first}: missing {what} file(s) {', '.join(missing)} (expected {', '.join(names)}; looked in {looked})"
+        f"{best}: missing {what} file(s) {', '.join(missing)} (expected {', '.join(names)}; looked in {looked})"
     )
