@@ -63,12 +63,12 @@ class ImageFolderDataModule(BaseDataModule):
 
     def _split_dir(self, split: str) -> Path:
         root = require_dir(self.data_dir, "an ImageFolder tree with train/ and val/")
-        folder = (
-            "test"
-            if split == "test" and (root / "test").is_dir()
-            else ("train" if split == "train" else "val")
-        )
-        path = root / folder
+        if split == "train":
+            path = root / "train"
+        elif split == "test" and (root / "test").is_dir():
+            path = root / "test"
+        else:
+            path = root / "val"
         if not path.is_dir():
             raise DataError(
                 f"{path}: directory not found (expected {root}/train/<class>/ and {root}/val/<class>/)"
