@@ -33,6 +33,9 @@ def test_metadata_comes_from_the_folders_without_torchvision(tmp_path):
     assert dm.class_names == ["cat", "dog", "emu"]
     assert dm.num_classes == 3 and dm.input_shape == (3, 16, 16)
     assert dm.mean.shape == dm.std.shape == (3,)
+    assert dm._split_dir("test") == tmp_path / "val"  # ImageNet convention: val doubles as test
+    (tmp_path / "test").mkdir()
+    assert dm._split_dir("test") == tmp_path / "test"
 
 
 def test_missing_folders_are_one_line_errors(tmp_path):
