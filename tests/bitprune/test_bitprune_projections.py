@@ -15,6 +15,7 @@ from bitpruner.bitprune.projections import (
     nearest_submask,
     per_weight,
     project,
+    project_ste,
 )
 from bitpruner.errors import ConfigError
 
@@ -170,7 +171,7 @@ def test_group_budget_against_brute_force():
     rng = np.random.default_rng(11)
     bits, lanes, top = 5, 3, 15
     for _ in range(15):
-        budget = int(rng.integers(0, 8))
+        budget = int(rng.integers(0, 13))
         lane_max = int(rng.integers(1, 5))
         w = rng.uniform(-top, top, size=(1, lanes))
         w[rng.random(w.shape) < 0.2] = 0.0
@@ -213,3 +214,13 @@ def test_group_budget_per_group_and_idempotent():
 def test_bad_inputs_raise(call, match):
     with pytest.raises(ConfigError, match=match):
         call(np.array([[100, -3], [5, 0]]))
+
+
+def test_project_ste_forward_is_projection_backward_is_identity():
+    w = torch.randn(4, 8, 3, 3, requires_grad=True)
+    scale = w.detach().abs().amax(dim=(1, 2, 3)) / 127
+    out = project_ste("group_columns", w, scale, k=2, lanes=4)
+    q = group_columns(w.detach(), 2, 4, scale=scale)
+    assert torch.allclose(out.detach(), q.float() * scale.view(-1, 1, 1, 1))
+    out.sum().backward()
+    assert torch.equal(w.grad, torch.ones_like(w))

@@ -273,29 +273,45 @@ def _group_budget_kernel(xg, gscale, budget, near_by_c, ebits, top, out):
         a = np.empty(lanes)
         js = np.empty(lanes, dtype=np.int64)
         _prepare_group(xg, g, gscale[g], top, a, js)
-        # f[b]: least squared error of the lanes so far spending at most b essential bits.
+        # f[b]: least squared error of the lanes so far spending at most b essential bits. Only
+        # b <= reach (the most the lanes so far could use) is stored: f is flat beyond it.
         f = np.zeros(budget + 1)
+        fn = np.empty(budget + 1)
+        reach = np.zeros(lanes, dtype=np.int64)
         choice = np.zeros((lanes, budget + 1), dtype=np.int64)
+        prev_reach = 0
         for i in range(lanes):
             if a[i] == 0.0:
+                reach[i] = prev_reach
                 continue  # a zero stays zero at no cost; choice 0 maps to 0
+            # Options: the nearest value with <= c bits, c = 0.. until more bits cannot get closer.
             best_value = near_by_c[cap, js[i]]
-            fn = np.full(budget + 1, np.inf)
-            for b in range(budget + 1):
-                for c in range(cap + 1):
+            n_opt = 0
+            for c in range(cap + 1):
+                n_opt += 1
+                if near_by_c[c, js[i]] == best_value:
+                    break
+            max_cost = ebits[best_value]
+            for c in range(n_opt):
+                max_cost = max(max_cost, ebits[near_by_c[c, js[i]]])
+            cur_reach = min(budget, prev_reach + max_cost)
+            for b in range(cur_reach + 1):
+                fn[b] = np.inf
+                for c in range(n_opt):
                     v = near_by_c[c, js[i]]
                     cost = ebits[v]
                     if cost <= b:
                         d = v - a[i]
-                        e = f[b - cost] + d * d
+                        e = f[min(b - cost, prev_reach)] + d * d
                         if e < fn[b]:
                             fn[b] = e
                             choice[i, b] = c
-                    if v == best_value:  # more allowed bits cannot get closer
-                        break
-            f = fn
-        b = budget
+            f, fn = fn, f
+            reach[i] = cur_reach
+            prev_reach = cur_reach
+        b = prev_reach
         for i in range(lanes - 1, -1, -1):
+            b = min(b, reach[i])
             v = near_by_c[choice[i, b], js[i]] if a[i] > 0.0 else 0
             out[g, i] = -v if xg[g, i] < 0 else v
             b -= ebits[v]
@@ -403,3 +419,16 @@ def project(method: str, w, **params):
     if method not in PROJECTIONS:
         raise ConfigError(f"projection={method!r}: expected one of {', '.join(PROJECTIONS)}")
     return PROJECTIONS[method](w, **params)
+
+
+def project_ste(method: str, w, scale, **params):
+    """Torch: `w + (scale * q' - w).detach()` — the projected weights in the forward pass, the identity
+    gradient to the latent float weights `w` in the backward pass (bitpruning.md, retraining)."""
+    import torch
+
+    from bitpruner.quant.fixed_point import broadcast_scale
+
+    q = project(method, w.detach(), scale=scale, **params)
+    s = torch.as_tensor(scale, dtype=w.dtype, device=w.device)
+    projected = q.to(w.dtype) * broadcast_scale(s.reshape(-1) if s.dim() else s, w)
+    return w + (projected - w).detach()
