@@ -60,13 +60,14 @@ def pragmatic_cost(vals, n, reach):
     return cycles if cycles > 0 else 1
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(cache=True)
 def pragmatic_rows(vals, reach):
     """Shifter cycles of every row of vals[N, L] (magnitudes, Booth-recoded if wanted)."""
     n_rows, lanes = vals.shape
     out = np.empty(n_rows, np.int64)
-    for r in numba.prange(n_rows):
-        scratch = vals[r].copy()
+    scratch = np.empty(lanes, np.int64)
+    for r in range(n_rows):
+        scratch[:] = vals[r]
         out[r] = pragmatic_cost(scratch, lanes, reach)
     return out
 
