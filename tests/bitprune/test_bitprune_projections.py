@@ -17,7 +17,7 @@ from bitpruner.bitprune.projections import (
     project,
     project_ste,
 )
-from bitpruner.errors import ConfigError
+from bitpruner.errors import BitprunerError, ConfigError
 
 
 def popcount(v: int) -> int:
@@ -224,3 +224,13 @@ def test_project_ste_forward_is_projection_backward_is_identity():
     assert torch.allclose(out.detach(), q.float() * scale.view(-1, 1, 1, 1))
     out.sum().backward()
     assert torch.equal(w.grad, torch.ones_like(w))
+
+
+def test_non_finite_weights_and_float_stats_raise():
+    w = torch.tensor([[0.1, float("nan")]])
+    with pytest.raises(BitprunerError, match="NaN"):
+        per_weight(w, 2, scale=0.01)
+    with pytest.raises(ConfigError, match="integer"):
+        essential_bits(np.array([0.5]), 8)
+    half = per_weight(torch.tensor([[0.07, -0.029]], dtype=torch.bfloat16), 1, scale=0.01)
+    assert half.tolist() == [[8, -2]]

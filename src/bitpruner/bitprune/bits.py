@@ -11,6 +11,7 @@ import numpy as np
 
 from bitpruner.bitprune.encodings import check_encoding, check_magnitudes, term_mask_table
 from bitpruner.bitprune.lanes import check_lanes, to_lane_groups
+from bitpruner.errors import ConfigError
 from bitpruner.quant.fixed_point import check_bits, qmax
 
 # Spec columns of layer_bits.csv, then what the report needs to say how they were counted.
@@ -36,7 +37,9 @@ def _as_int_array(q) -> np.ndarray:
     # Accept torch tensors without importing torch here (the stats are numpy work).
     arr = q.detach().cpu().numpy() if hasattr(q, "detach") else np.asarray(q)
     if not np.issubdtype(arr.dtype, np.integer):
-        raise TypeError(f"integer weights expected, got dtype {arr.dtype}")
+        raise ConfigError(
+            f"weights of dtype {arr.dtype}: bit accounting needs integer weights (quantise first)"
+        )
     return arr
 
 

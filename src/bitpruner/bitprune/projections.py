@@ -29,7 +29,7 @@ import numba  # noqa: E402
 
 from bitpruner.bitprune.encodings import check_encoding, essential_bits_table  # noqa: E402
 from bitpruner.bitprune.lanes import check_lanes, from_lane_groups, group_filters, to_lane_groups  # noqa: E402
-from bitpruner.errors import ConfigError  # noqa: E402
+from bitpruner.errors import BitprunerError, ConfigError  # noqa: E402
 from bitpruner.quant.fixed_point import check_bits, qmax  # noqa: E402
 
 # group_columns tries every subset of bit positions up to this width (C(7, k) <= 35 subsets, a
@@ -75,7 +75,10 @@ def _to_numpy(a) -> tuple[np.ndarray, Callable[[np.ndarray], Any]]:
         import torch
 
         device = a.device
-        return a.detach().cpu().numpy(), lambda out: torch.from_numpy(out).to(device)
+        a = a.detach().cpu()
+        if a.dtype in (torch.float16, torch.bfloat16):  # numpy has no bfloat16; the kernels want 32/64 bits
+            a = a.float()
+        return a.numpy(), lambda out: torch.from_numpy(out).to(device)
     return np.asarray(a), lambda out: out
 
 
@@ -104,6 +107,11 @@ def _units(w, scale, bits: int) -> _Units:
         top = int(np.abs(arr.astype(np.int64)).max()) if arr.size else 0
         if top > qmax(bits):
             raise ConfigError(f"weight magnitude {top} exceeds {qmax(bits)}, the largest {bits} bits allow")
+    elif not np.all(np.isfinite(arr)):
+        # The kernels index tables with the weights; a NaN would index out of bounds.
+        raise BitprunerError(
+            f"weights of shape {tuple(arr.shape)} contain NaN or inf (did training diverge?)"
+        )
     unit_scale = np.ones(k) if is_int else filter_scale
     return _Units(np.ascontiguousarray(arr), unit_scale, filter_scale, restore)
 
