@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
+from tests.sim.conftest import random_layer
 
 from bitpruner.sim.engine import simulate_layer
 from bitpruner.sim.params import ARCHS, SimParams
 from bitpruner.sim.reference import reference_cycles
-from tests.sim.conftest import random_layer
 
 SMALL = dict(lanes=4, columns=3, rows=2, tiles=2)
 

@@ -2,13 +2,13 @@
 
 import numpy as np
 import pytest
+from tests.sim.conftest import random_layer
 
 from bitpruner.errors import TraceError
 from bitpruner.sim.dnnsim_io import load_dnnsim, save_dnnsim
 from bitpruner.sim.engine import simulate_layer
 from bitpruner.sim.params import SimParams
 from bitpruner.sim.traces import LayerTrace, NetworkTrace, from_torch_layout
-from tests.sim.conftest import random_layer
 
 
 def sample_network(rng, precisions=True):

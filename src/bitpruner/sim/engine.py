@@ -236,12 +236,16 @@ class LayerSimulator:
             )
         return self._schedule
 
-    def _group_steps(self) -> np.ndarray:
-        """Steps of each filter-set group under BitTactical: max n_steps over its sets."""
-        n_steps = self.schedule().n_steps
-        padded = np.zeros(self.g.G * self.p.tiles, np.int64)
-        padded[: n_steps.size] = n_steps
-        return padded.reshape(self.g.G, self.p.tiles).max(axis=1)
+    def plans(self) -> tuple[list[np.ndarray], int]:
+        """BitTactical step plans: one [steps, tiles] array of buffer rows (-1: idle tile) per
+        (window set, group), and how many window sets they cover (1 when every window set repeats
+        the same plan, the usual case; DNNsim's carried skip counters can make them differ)."""
+        sch = self.schedule()
+        n_ws = 1 if self.g.fc else self.g.WS
+        plan = sch.step_plan(self.p.tiles, 1)
+        if n_ws > 1 and any(step.shape[0] == 0 for step in plan):
+            return sch.step_plan(self.p.tiles, n_ws), n_ws
+        return plan, 1
 
     # -- per sample
     def cycles(self, sample: int) -> int:
@@ -249,7 +253,9 @@ class LayerSimulator:
         if arch == "DaDianNao":
             return g.G * g.T * (1 if g.fc else g.WS)
         if arch == "BitTactical":
-            return int(self._group_steps().sum()) * (1 if g.fc else g.WS)
+            plans, n_plan_ws = self.plans()
+            steps = sum(plan.shape[0] for plan in plans)
+            return steps * (1 if g.fc or n_plan_ws > 1 else g.WS)
         if arch == "Stripes":
             cost = min(self.act_prec, self.p.pe_width)
             if g.fc:
@@ -316,45 +322,42 @@ class LayerSimulator:
             return fc_cycles([np.maximum((max_a[0] * mw).max(axis=-1), 1) for mw in max_w], g.cols)
         return int(sum(np.maximum((max_a * mw[None]).max(axis=-1), 1).sum() for mw in max_w))
 
-    def _tactical_blocks(self, mode: int):
-        """Lane patterns per (group, step) block: dedup'd per-filter patterns (E) or the union (P)."""
-        sch, g, lanes = self.schedule(), self.g, self.g.lanes
-        steps = self._group_steps()
-        s_max = int(steps.max()) if steps.size else 0
+    def _tactical_blocks(self, plans: list[np.ndarray], mode: int):
+        """Lane patterns per plan step (block): dedup'd per-filter patterns (E) or their union (P)."""
+        sch, lanes, tiles = self.schedule(), self.g.lanes, self.p.tiles
         blocks, offsets = [], [0]
-        for grp in range(g.G):
-            sets = range(grp * self.p.tiles, min(g.FS, (grp + 1) * self.p.tiles))
-            for s in range(s_max):
-                keys = [
-                    np.where(sch.act_row[k, : sch.n_filters[k], s] >= 0,
-                             sch.act_row[k, : sch.n_filters[k], s] * lanes + sch.act_lane[k, : sch.n_filters[k], s], -1)
-                    for k in sets if sch.n_steps[k] > s
-                ]
-                if not keys:
-                    offsets.append(offsets[-1])
-                    continue
+        for idx, plan in enumerate(plans):
+            first_set = (idx % self.g.G) * tiles
+            for rows in plan:
+                keys = []
+                for t, r in enumerate(rows.tolist()):
+                    if r < 0:
+                        continue  # idle tile
+                    k, nf = first_set + t, sch.n_filters[first_set + t]
+                    ar, al = sch.act_row[k, :nf, r], sch.act_lane[k, :nf, r]
+                    keys.append(np.where(ar >= 0, ar * lanes + al, -1))
                 pats = np.concatenate(keys)
                 if mode == MODE_SHAPESHIFTER:
                     union = np.unique(pats[pats >= 0])
-                    rows = _ceil_div(max(union.size, 1), lanes)
-                    pats = np.full(rows * lanes, -1, np.int64)
+                    pats = np.full(_ceil_div(max(union.size, 1), lanes) * lanes, -1, np.int64)
                     pats[: union.size] = union
-                    pats = pats.reshape(rows, lanes)
+                    pats = pats.reshape(-1, lanes)
                 else:
                     pats = np.unique(pats, axis=0)
                 blocks.append(pats)
                 offsets.append(offsets[-1] + pats.shape[0])
         pats = np.concatenate(blocks) if blocks else np.full((0, lanes), -1, np.int64)
-        pat_row = np.where(pats >= 0, pats // lanes, -1)
-        pat_lane = np.where(pats >= 0, pats % lanes, -1)
-        return pat_row, pat_lane, np.array(offsets, np.int64), steps, s_max
+        pat_row = np.ascontiguousarray(np.where(pats >= 0, pats // lanes, -1))
+        pat_lane = np.ascontiguousarray(np.where(pats >= 0, pats % lanes, -1))
+        return pat_row, pat_lane, np.array(offsets, np.int64)
 
     def _tactical(self, sample: int) -> int:
         from bitpruner.sim.kernels import pattern_costs
 
         g, p = self.g, self.p
         mode = MODE_PRAGMATIC if self.arch == "BitTacticalE" else MODE_SHAPESHIFTER
-        pat_row, pat_lane, offsets, steps, s_max = self._tactical_blocks(mode)
+        plans, n_plan_ws = self.plans()
+        pat_row, pat_lane, offsets = self._tactical_blocks(plans, mode)
         vals = g.act_values(self.layer, sample)
         if mode == MODE_PRAGMATIC:
             vals = magnitudes(vals, p.pe_width, self.booth)
@@ -363,13 +366,36 @@ class LayerSimulator:
         cost = pattern_costs(
             np.ascontiguousarray(vals), g.x0, g.y0, g.row_x, g.row_y, g.row_ch,
             pat_row, pat_lane, offsets, g.cols, mode, self.reach,
-        )  # [WS, G*s_max, Cc]
-        cost = cost.reshape(g.WS, g.G, s_max, g.cols)
+        )  # [WS, blocks, Cc]
+        steps = np.array([plan.shape[0] for plan in plans], np.int64)
+        first = np.concatenate([[0], np.cumsum(steps)])
         if g.fc:
-            return fc_cycles([np.maximum(cost[0, grp, : steps[grp], 0], 1) for grp in range(g.G)], g.cols)
+            return fc_cycles([np.maximum(cost[0, first[i] : first[i + 1], 0], 1) for i in range(g.G)], g.cols)
+        s_max = int(steps.max()) if steps.size else 0
+        cost4 = np.zeros((g.WS, g.G, s_max, g.cols), np.int64)
+        for ws in range(g.WS):
+            for grp in range(g.G):
+                i = (ws if n_plan_ws > 1 else 0) * g.G + grp
+                cost4[ws, grp, : steps[i]] = cost[ws, first[i] : first[i + 1]]
+        group_steps = steps.reshape(n_plan_ws, g.G)
         if mode == MODE_SHAPESHIFTER and self.registers:
-            cost = _group_columns(cost, g.win_in_ws, p.group_size, quirk=True)
-        return _conv_total(np.ascontiguousarray(cost), steps, 1, self.registers)
+            cost4 = _group_columns(cost4, g.win_in_ws, p.group_size, quirk=True)
+        if n_plan_ws == 1:
+            return _conv_total(cost4, group_steps[0], 1, self.registers)
+        # Window sets with their own plans (rare): blocks of (window set, group) in order.
+        if self.registers:
+            return ring_cycles_per_ws(cost4, group_steps, self.registers)
+        return int(sum(_conv_total(cost4[ws : ws + 1], group_steps[ws], 1, 0) for ws in range(g.WS)))
+
+
+def ring_cycles_per_ws(cost4: np.ndarray, group_steps: np.ndarray, registers: int) -> int:
+    """Column-register timing when each window set has its own per-group step counts."""
+    from bitpruner.sim.kernels import ring_cycles
+
+    # Flatten (ws, group) into one axis of blocks so one ring_cycles call keeps the registers' state.
+    n_ws, n_g, s_max, cols = cost4.shape
+    flat = cost4.reshape(1, n_ws * n_g, s_max, cols)
+    return int(ring_cycles(np.ascontiguousarray(flat), group_steps.reshape(-1).astype(np.int64), 1, registers))
 
 
 def simulate_layer(layer: LayerTrace, arch: str, params: SimParams | None = None, samples: int = 1) -> int:

@@ -116,10 +116,16 @@ def reference_cycles(layer: LayerTrace, arch: str, params: SimParams | None = No
                          dtype=np.int64)
         schedule = schedule_layer(wrows, p.rows, p.lookahead, p.lookaside, n_channels=lay.C)
 
-    def steps_of(group: list[int]) -> list[int]:
-        if schedule is None:
-            return list(range(lay.T))
-        return list(range(max(int(schedule.n_steps[k]) for k in group)))
+    plans = None
+    if schedule is not None:  # DNNsim's tile loop: per (window set, group) the buffer row of every tile
+        plans = schedule.step_plan(p.tiles, len(window_sets))
+
+    def steps_of(ws_index: int, group_index: int) -> list[list[int]]:
+        """Per step, the buffer row each tile of the group runs (-1: idle)."""
+        group = groups[group_index]
+        if plans is None:
+            return [[t] * len(group) for t in range(lay.T)]
+        return [[int(r) for r in row[: len(group)]] for row in plans[ws_index * len(groups) + group_index]]
 
     def pe_cost(w: int, fset: int, f_local: int, t: int) -> int:
         """Cost of the PE of column (window) w and row (filter f_local of set fset) at step t."""
@@ -139,7 +145,7 @@ def reference_cycles(layer: LayerTrace, arch: str, params: SimParams | None = No
             return -(-ss_prec([lay.act(w, t, i) for i in range(p.lanes)]) // p.pe_serial_bits) * wgt_prec
         if arch == "PragmaticW":
             return _pragmatic([mag(lay.wgt(f, t, i)) for i in range(p.lanes)], p.bits_first_stage)
-        # BitTacticalE / P: the activations the scheduled slots of this filter read at its step t
+        # BitTacticalE / P: the activations the scheduled slots of this filter read when row t runs
         rows = schedule.act_row[fset, f_local, t]
         lanes = schedule.act_lane[fset, f_local, t]
         acts = [lay.act(w, int(r), int(i)) for r, i in zip(rows, lanes, strict=True) if r >= 0]
@@ -147,16 +153,17 @@ def reference_cycles(layer: LayerTrace, arch: str, params: SimParams | None = No
             return _pragmatic([mag(a) for a in acts], p.bits_first_stage)
         return ss_prec(acts)
 
-    def column_costs(ws: list[int], group: list[int], t: int) -> list[int]:
+    def column_costs(ws: list[int], group: list[int], rows: list[int]) -> list[int]:
+        """Per column, the max PE cost over the busy tiles (tile i runs buffer row rows[i]) and their rows."""
         costs = []
         for c in range(p.columns):
             if c >= len(ws):
                 costs.append(0)
                 continue
             best = 0
-            for fset in group:  # one tile per filter set
-                if schedule is not None and t >= schedule.n_steps[fset]:
-                    continue  # this tile is done
+            for fset, t in zip(group, rows, strict=True):  # one tile per filter set
+                if t < 0:
+                    continue  # this tile is idle
                 for f_local in range(len(filter_sets[fset])):
                     best = max(best, pe_cost(ws[c], fset, f_local, t))
             costs.append(best)
@@ -164,11 +171,11 @@ def reference_cycles(layer: LayerTrace, arch: str, params: SimParams | None = No
 
     if lay.fc:
         if arch in ("DaDianNao", "BitTactical"):
-            return sum(len(steps_of(group)) for group in groups)
+            return sum(len(steps_of(0, gi)) for gi in range(len(groups)))
         cc, c = [0] * p.columns, 0
-        for group in groups:
-            for t in steps_of(group):
-                cost = max(1, max(column_costs([0], group, t)))
+        for gi, group in enumerate(groups):
+            for t, rows in enumerate(steps_of(0, gi)):
+                cost = max(1, max(column_costs([0], group, rows)))
                 col = t % p.columns
                 c = max(c, cc[col])
                 cc[col] = c + cost
@@ -182,10 +189,10 @@ def reference_cycles(layer: LayerTrace, arch: str, params: SimParams | None = No
     cc = [0] * p.columns
     ring = [0] * max(registers, 1)
     ring_idx, rc = 0, 0
-    for ws in window_sets:
-        for group in groups:
-            for t in steps_of(group):
-                costs = column_costs(ws, group, t)
+    for wi, ws in enumerate(window_sets):
+        for gi, group in enumerate(groups):
+            for rows in steps_of(wi, gi):
+                costs = column_costs(ws, group, rows)
                 if not registers:
                     total += max(1, max(costs))
                     continue
