@@ -52,7 +52,7 @@ class ProjectionResult:
 
 @dataclass
 class _Units:
-    raw: np.ndarray  # the caller's weights, contiguous, dtype as given (weight layout)
+    raw: np.ndarray  # the caller's weights, contiguous, float32 or float64 (weight layout)
     unit_scale: np.ndarray  # [K] divisor taking raw to units of the scale (ones for integer weights)
     error_scale: np.ndarray  # [K] scale of every output channel, for float-domain errors
     restore: Callable[[np.ndarray], Any]  # int32 numpy -> the caller's container
@@ -112,8 +112,10 @@ def _units(w, scale, bits: int) -> _Units:
         raise BitprunerError(
             f"weights of shape {tuple(arr.shape)} contain NaN or inf (did training diverge?)"
         )
+    # Integers travel as float64 (exact): the kernels then compile for two dtypes only, float32 and float64.
+    raw = arr.astype(np.float64) if is_int else arr
     unit_scale = np.ones(k) if is_int else filter_scale
-    return _Units(np.ascontiguousarray(arr), unit_scale, filter_scale, restore)
+    return _Units(np.ascontiguousarray(raw), unit_scale, filter_scale, restore)
 
 
 def _check_int(name: str, value, lo: int, hi: int | None = None) -> int:
