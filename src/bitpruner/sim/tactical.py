@@ -24,26 +24,27 @@ Scheduling (once per layer, per filter set):
   zero lane has a candidate. A swap moves the whole slot, tuple included: the zero (with its tuple) goes
   to the candidate's position.
 
-Run time (what the engine must do with the output of :func:`schedule_layer`):
+Run time (what the engine must do with the :class:`LayerSchedule` of :func:`schedule_layer`):
 
-- A filter set executes, in order, the rows that the same skip rule keeps on the *scheduled* buffer:
-  ``step_rows[s]``; ``n_steps`` of them. Each executed row is one step of that set's tile.
-- Conv: for each window set, for each filter-set group (up to ``Tt`` consecutive filter sets, one per
-  tile), the tiles run in lock-step: group step ``s`` runs step ``s`` of every set with ``n_steps > s``
-  (sets that are done are idle and cost nothing); the group takes ``max(n_steps)`` steps over its sets.
-  Each step costs the max of the per-PE costs of the active tiles (at least 1).
-  BitTactical (DaDianNao) costs 1 per step, fc included (fc: one window, cycles = number of steps).
-- BitTacticalE / BitTacticalP: filter ``f`` of an active set, lane ``i``, at its step ``s`` reads the
-  activation of row ``act_row[f, s, i]``, lane ``act_lane[f, s, i]`` of each window (the window's own
-  T x L activation rows); ``act_row == -1`` means DNNsim skips that lane. This is DNNsim's tuple rule:
-  *every* slot reads the activation its tuple names (zero weights included, so zero weights are not
-  free), unless the tuple's row is before the step's row. Lanes of real filters only (``n_filters``).
-  The BitPragmatic / ShapeShifter per-window cost is then taken over these L activations per filter,
-  max over the set's filters, windows and active tiles, exactly as without tactical.
-- DNNsim quirks not modelled here: (1) a filter-set group whose sets all have ``n_steps == 0`` (possible
-  only when ``T <= lookahead`` and all its weights are zero) leaves DNNsim's per-tile skip counters
-  unreset, which changes the next group's skipping; (2) BitTacticalE/P on fc read activations from the
-  wrong column in DNNsim (see the simulator spec; we use the row's own activations).
+- Steps come from ``sched.step_plan(tiles, n_window_sets)``: a list, in DNNsim's order (window sets
+  outer, filter-set groups inner; fc has one window set), of int64 arrays ``[steps, tiles]``. Entry
+  ``[s, t]`` is the buffer row that tile ``t`` (filter set ``group*tiles + t``) executes at step ``s`` of
+  that group, ``-1`` when the tile is idle. Idle tiles cost nothing; a step costs the max over the busy
+  tiles (at least 1). Normally a set executes the rows of ``executed`` (a row is skipped when all its
+  R*L scheduled weights are zero and fewer than ``lookahead`` rows were skipped just before it) and a
+  group lasts ``max(n_steps)`` of its sets; the plan also reproduces DNNsim's carried skip counters
+  after a group with no executed row at all (only possible when ``T <= lookahead``).
+- BitTactical (DaDianNao) costs 1 per step, fc included (fc: cycles = number of steps).
+- BitTacticalE / BitTacticalP: when set ``k`` executes row ``r``, filter ``f`` lane ``i`` reads the
+  activation of row ``act_row[k, f, r, i]``, lane ``act_lane[k, f, r, i]`` of each window (the window's
+  own T x L activation rows); ``-1`` means DNNsim skips that lane. This is DNNsim's tuple rule: *every*
+  slot reads the activation its tuple names, zero weights included (so zero weights are not free),
+  unless the tuple's row is before ``r``. Real filters only (``n_filters``). The BitPragmatic /
+  ShapeShifter per-window cost is then taken over these L activations per filter, max over the set's
+  filters, the windows and the busy tiles, exactly as without tactical.
+- DNNsim hangs on a layer whose plan has no step at all (every weight zero and ``T <= lookahead``).
+  BitTacticalE/P on fc read activations from the wrong column in DNNsim (see the simulator spec; we
+  use the row's own activations).
 """
 
 from __future__ import annotations
@@ -189,15 +190,15 @@ def _executed_rows(val, lookahead):
 
 @numba.njit(cache=True)
 def _schedule_sets(wsets, trow0, tlane0, smap, lookahead):
-    """Schedule every filter set of wsets[n_sets, R, T, L]; outputs padded to T steps."""
+    """Schedule every filter set of wsets[n_sets, R, T, L]; outputs indexed by buffer row."""
     n_sets, n_filt, n_rows, lanes = wsets.shape
     sched = np.zeros((n_sets, n_filt, n_rows, lanes), np.int64)
     srow = np.full((n_sets, n_filt, n_rows, lanes), -1, np.int64)
     slane = np.full((n_sets, n_filt, n_rows, lanes), -1, np.int64)
     arow = np.full((n_sets, n_filt, n_rows, lanes), -1, np.int64)
     alane = np.full((n_sets, n_filt, n_rows, lanes), -1, np.int64)
-    step_rows = np.full((n_sets, n_rows), -1, np.int64)
-    n_steps = np.zeros(n_sets, np.int64)
+    zero_row = np.zeros((n_sets, n_rows), np.bool_)
+    executed = np.zeros((n_sets, n_rows), np.bool_)
     val = np.empty((n_rows, n_filt, lanes), np.int64)
     trow = np.empty((n_rows, n_filt, lanes), np.int64)
     tlane = np.empty((n_rows, n_filt, lanes), np.int64)
@@ -209,40 +210,83 @@ def _schedule_sets(wsets, trow0, tlane0, smap, lookahead):
                     trow[t, f, i] = trow0[t, i]
                     tlane[t, f, i] = tlane0[t, i]
         _schedule_inplace(val, trow, tlane, smap, lookahead)
-        rows = _executed_rows(val, lookahead)
-        n_steps[k] = rows.size
-        for s in range(rows.size):
-            t = rows[s]
-            step_rows[k, s] = t
+        executed[k, _executed_rows(val, lookahead)] = True
+        for t in range(n_rows):
+            zero_row[k, t] = _is_zero_row(val, t)
             for f in range(n_filt):
                 for i in range(lanes):
                     v = val[t, f, i]
-                    sched[k, f, s, i] = v
+                    sched[k, f, t, i] = v
                     if v != 0:
-                        srow[k, f, s, i] = trow[t, f, i]
-                        slane[k, f, s, i] = tlane[t, f, i]
+                        srow[k, f, t, i] = trow[t, f, i]
+                        slane[k, f, t, i] = tlane[t, f, i]
                     if trow[t, f, i] >= t:
-                        arow[k, f, s, i] = trow[t, f, i]
-                        alane[k, f, s, i] = tlane[t, f, i]
-    return sched, srow, slane, arow, alane, step_rows, n_steps
+                        arow[k, f, t, i] = trow[t, f, i]
+                        alane[k, f, t, i] = tlane[t, f, i]
+    return sched, srow, slane, arow, alane, zero_row, executed
 
 
 @dataclass(frozen=True)
 class LayerSchedule:
-    """Per filter set schedules of a layer, padded to ``S = max(n_steps)`` steps.
+    """Scheduled weight buffers of a layer's filter sets, indexed [set, filter, buffer row, lane].
 
-    Arrays are indexed [set, filter, step, lane] (``step_rows`` [set, step]); slots past a set's
-    ``n_steps`` or past its ``n_filters`` hold 0 / -1.
+    Filters past a set's ``n_filters`` (padding of the last set) hold 0 / -1.
     """
 
     sched_w: np.ndarray  # scheduled weight values
     src_row: np.ndarray  # original row of the weight in the slot, -1 for a zero slot
     src_lane: np.ndarray  # original lane of the weight in the slot, -1 for a zero slot
-    act_row: np.ndarray  # activation row the slot reads (DNNsim tuple rule), -1 when the lane is skipped
+    act_row: np.ndarray  # activation row the slot reads when its row executes (tuple rule), -1: lane skipped
     act_lane: np.ndarray  # activation lane the slot reads, -1 when the lane is skipped
-    step_rows: np.ndarray  # original buffer row executed at each step, -1 past n_steps
-    n_steps: np.ndarray  # int64 [n_sets]: steps each filter set takes
-    n_filters: np.ndarray  # int64 [n_sets]: real filters in each set (the last may be partial)
+    zero_row: np.ndarray  # bool [set, row]: the scheduled row is all zero
+    executed: np.ndarray  # bool [set, row]: row executed when the set starts with a fresh skip counter
+    n_steps: np.ndarray  # int64 [set]: executed rows (steps of the set from a fresh skip counter)
+    end_row: np.ndarray  # int64 [set]: DNNsim's wgt_end_time, the last executed row (0 if none)
+    n_filters: np.ndarray  # int64 [set]: real filters in each set (the last may be partial)
+    lookahead: int
+
+    def step_plan(self, tiles: int, n_window_sets: int = 1) -> list[np.ndarray]:
+        """DNNsim's tile loop: one int64 [steps, tiles] array of buffer rows (-1: idle) per
+        (window set, filter-set group), window sets outer; fc has one window set."""
+        return _step_plan(self.zero_row, self.end_row, tiles, n_window_sets, self.lookahead)
+
+
+def _step_plan(zero_row, end_row, tiles, n_window_sets, lookahead):
+    """Transcription of WindowFirstOutS::still_on_chip_data: per tile time/skip counters, tiles_done.
+
+    The skip counters are only reset when a group ends through tiles_done, so a group without
+    any executed row leaves them set for the next group (a DNNsim quirk we reproduce).
+    """
+    if tiles <= 0 or n_window_sets < 0:
+        raise ConfigError(f"tactical step plan: tiles={tiles}, window sets={n_window_sets}: expected > 0")
+    n_sets, n_rows = zero_row.shape
+    skip = [0] * tiles
+    plan = []
+    for _ in range(n_window_sets):
+        for g in range(0, n_sets, tiles):
+            sets = list(range(g, min(n_sets, g + tiles)))
+            time = [0] * tiles
+            steps = []
+            while True:
+                rows = [-1] * tiles
+                for t, k in enumerate(sets):
+                    while time[t] < n_rows:
+                        r = time[t]
+                        time[t] += 1
+                        if skip[t] < lookahead and zero_row[k, r]:
+                            skip[t] += 1
+                            continue
+                        skip[t] = 0
+                        rows[t] = r
+                        break
+                if max(rows) < 0:
+                    break
+                steps.append(rows)
+                if all(time[t] > end_row[k] for t, k in enumerate(sets) if rows[t] >= 0):
+                    skip = [0] * tiles  # tiles_done
+                    break
+            plan.append(np.array(steps, dtype=np.int64).reshape(-1, tiles))
+    return plan
 
 
 def _validate(wrows: np.ndarray, ndim: int, name: str) -> np.ndarray:
@@ -278,23 +322,26 @@ def schedule_layer(
     padded[:n_filt_total] = w
     wsets = padded.reshape(n_sets, rows_per_set, n_rows, lanes)
     trow0, tlane0 = initial_tuples(n_rows, lanes, n_channels)
-    sched, srow, slane, arow, alane, step_rows, n_steps = _schedule_sets(
+    sched, srow, slane, arow, alane, zero_row, executed = _schedule_sets(
         wsets, trow0, tlane0, smap, lookahead
     )
     n_filters = np.minimum(rows_per_set, n_filt_total - np.arange(n_sets) * rows_per_set).astype(np.int64)
     for k in range(n_sets):  # padded filters are not real: DNNsim never reads them
         arow[k, n_filters[k] :] = -1
         alane[k, n_filters[k] :] = -1
-    s_max = int(n_steps.max()) if n_sets else 0
+    last = np.where(executed.any(axis=1), n_rows - 1 - np.argmax(executed[:, ::-1], axis=1), 0)
     return LayerSchedule(
-        sched_w=sched[:, :, :s_max],
-        src_row=srow[:, :, :s_max],
-        src_lane=slane[:, :, :s_max],
-        act_row=arow[:, :, :s_max],
-        act_lane=alane[:, :, :s_max],
-        step_rows=step_rows[:, :s_max],
-        n_steps=n_steps,
+        sched_w=sched,
+        src_row=srow,
+        src_lane=slane,
+        act_row=arow,
+        act_lane=alane,
+        zero_row=zero_row,
+        executed=executed,
+        n_steps=executed.sum(axis=1).astype(np.int64),
+        end_row=last.astype(np.int64),
         n_filters=n_filters,
+        lookahead=int(lookahead),
     )
 
 
@@ -307,13 +354,15 @@ def schedule_filter_set(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Schedule one filter set wrows[R_active, T, L] -> (sched_w, src_row, src_lane, n_steps).
 
-    The three arrays are [R_active, n_steps, L]; see :func:`schedule_layer` for the tuple fields.
+    The three arrays are [R_active, n_steps, L]: the executed rows only, in order.
     """
     w = _validate(wrows, 3, "wrows")
-    sch = schedule_layer(w, max(w.shape[0], 1), lookahead, lookaside, n_channels, search_shape)
     if w.shape[0] == 0:
-        return w[:, :0], w[:, :0].copy(), w[:, :0].copy(), 0
-    return sch.sched_w[0], sch.src_row[0], sch.src_lane[0], int(sch.n_steps[0])
+        empty = np.zeros((0, 0, w.shape[2]), np.int64)
+        return empty, empty.copy(), empty.copy(), 0
+    sch = schedule_layer(w, w.shape[0], lookahead, lookaside, n_channels, search_shape)
+    rows = np.nonzero(sch.executed[0])[0]
+    return sch.sched_w[0][:, rows], sch.src_row[0][:, rows], sch.src_lane[0][:, rows], int(rows.size)
 
 
 def schedule_reference(
