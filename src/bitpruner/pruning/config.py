@@ -69,10 +69,14 @@ class PruningConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"pruning: unknown key(s) {', '.join(unknown)}; expected {', '.join(sorted(known))}")
-        if "overrides" in data:
-            data["overrides"] = {str(k): float(v) for k, v in dict(data["overrides"] or {}).items()}
-        if "exclude" in data:
-            data["exclude"] = [str(p) for p in list(data["exclude"] or [])]
+        overrides = data.get("overrides") or {}
+        if not isinstance(overrides, Mapping):
+            raise ConfigError(f"pruning.overrides={overrides!r}: expected a mapping of layer name or glob -> sparsity")
+        data["overrides"] = {str(k): v for k, v in overrides.items()}
+        exclude = data.get("exclude") or []
+        if isinstance(exclude, str) or not isinstance(exclude, (list, tuple)):
+            raise ConfigError(f"pruning.exclude={exclude!r}: expected a list of layer names or globs")
+        data["exclude"] = [str(p) for p in exclude]
         for key in ("initial_sparsity", "final_sparsity"):
             if key in data and isinstance(data[key], int) and not isinstance(data[key], bool):
                 data[key] = float(data[key])
