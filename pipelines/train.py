@@ -14,7 +14,7 @@ def main(cfg: DictConfig) -> float:
     from bitpruner.training.stage import train
 
     metrics = run_stage(train, to_container(cfg))
-    return metrics["val_acc"]  # the value a Hydra sweeper optimises
+    return metrics.get("val_acc")  # the value a Hydra sweeper optimises (None on DDP ranks > 0)
 
 
 if __name__ == "__main__":

@@ -83,6 +83,7 @@ def stage_run(stage: str, config: dict, logger_cfg: dict | None, root: str | Pat
     from mlflow.tracking import MlflowClient
 
     experiment = logger_cfg.get("experiment_name") or "bitpruner"
+    uri_env = os.environ.get("MLFLOW_TRACKING_URI")
     uri = context.tracking_uri(logger_cfg.get("tracking_uri"), root)
     client = MlflowClient(tracking_uri=uri)
     experiment_id = _experiment_id(
@@ -110,7 +111,15 @@ def stage_run(stage: str, config: dict, logger_cfg: dict | None, root: str | Pat
         if parent:
             client.set_terminated(parent, status="FAILED")
         raise
-    client.set_terminated(run_id, status="FINISHED")
-    if parent and not os.environ.get(context.PARENT_RUN_ENV):
-        # The pipeline parent is closed after each stage and reopened by the next one.
-        client.set_terminated(parent, status="FINISHED")
+    else:
+        client.set_terminated(run_id, status="FINISHED")
+        if parent and not os.environ.get(context.PARENT_RUN_ENV):
+            # The pipeline parent is closed after each stage and reopened by the next one.
+            client.set_terminated(parent, status="FINISHED")
+    finally:
+        # MLFlowLogger calls mlflow.set_tracking_uri, which exports MLFLOW_TRACKING_URI; undo it so the
+        # next stage in this process (a sweep job) does not take our store for a user-chosen server.
+        if uri_env is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = uri_env

@@ -9,14 +9,19 @@ FINGERPRINT_SUFFIX = ".fingerprint"
 LAST = "last.ckpt"
 
 
-def prepare_checkpoint_dir(ckpt_dir: str | Path, fingerprint: str, resume: bool) -> Path | None:
-    """Return the checkpoint to resume from, or None; a stale or unwanted folder is emptied."""
+def prepare_checkpoint_dir(ckpt_dir: str | Path, fingerprint: str, resume: bool, clean: bool = True) -> Path | None:
+    """Return the checkpoint to resume from, or None; a stale or unwanted folder is emptied.
+
+    `clean=False` (DDP ranks other than 0) only reads: rank 0 owns the folder.
+    """
     ckpt_dir = Path(ckpt_dir)
     # Beside the folder, not in it: Lightning warns about a non-empty checkpoint folder.
     stamp = ckpt_dir.with_name(ckpt_dir.name + FINGERPRINT_SUFFIX)
     last = ckpt_dir / LAST
     if resume and last.is_file() and stamp.is_file() and stamp.read_text().strip() == fingerprint:
         return last
+    if not clean:
+        return None
     if ckpt_dir.exists():
         shutil.rmtree(ckpt_dir)
     ckpt_dir.mkdir(parents=True)

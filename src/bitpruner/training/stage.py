@@ -23,6 +23,7 @@ from bitpruner.training.evaluate import evaluate
 from bitpruner.training.module import ClassifierModule
 from bitpruner.training.resume import clear_checkpoint_dir, prepare_checkpoint_dir
 from bitpruner.utils.atomic import write_json, write_text
+from bitpruner.utils.dist import is_rank_zero
 
 STAGE = "train"
 
@@ -55,14 +56,19 @@ def train(cfg: dict) -> dict:
     geometry = geometry_of(datamodule)
     model = build_model(cfg, geometry)
     module = ClassifierModule(model, cfg["optimizer"], cfg.get("scheduler"), geometry["num_classes"])
-    resume_from = prepare_checkpoint_dir(ckpt_dir, fingerprint(cfg), bool(cfg.get("resume", True)))
+    rank_zero = is_rank_zero()
+    resume_from = prepare_checkpoint_dir(ckpt_dir, fingerprint(cfg), bool(cfg.get("resume", True)),
+                                         clean=rank_zero)
+    # Under DDP the other ranks train but neither track nor write outputs.
+    logger_cfg = cfg.get("logger", {}).get("mlflow") if rank_zero else None
 
-    with stage_run(STAGE, cfg, cfg.get("logger", {}).get("mlflow"), cfg["paths"]["root_dir"],
-                   tags=run_tags(cfg, datamodule)) as run:
+    with stage_run(STAGE, cfg, logger_cfg, cfg["paths"]["root_dir"], tags=run_tags(cfg, datamodule)) as run:
         trainer = build_trainer(cfg, ckpt_dir, run.logger)
         fit_start = time.perf_counter()
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
         fit_time = time.perf_counter() - fit_start
+        if not trainer.is_global_zero:
+            return {}
         best = best_checkpoint(trainer)
         if best:
             state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
