@@ -346,10 +346,21 @@ class LayerSimulator:
                     pats = np.unique(pats, axis=0)
                 blocks.append(pats)
                 offsets.append(offsets[-1] + pats.shape[0])
-        pats = np.concatenate(blocks) if blocks else np.full((0, lanes), -1, np.int64)
-        pat_row = np.ascontiguousarray(np.where(pats >= 0, pats // lanes, -1))
-        pat_lane = np.ascontiguousarray(np.where(pats >= 0, pats % lanes, -1))
-        return pat_row, pat_lane, np.array(offsets, np.int64)
+        # Per block, the distinct activations its patterns read, and each pattern as indices into them.
+        key_parts, idx_parts, key_off = [], [], [0]
+        for pats in blocks:
+            keys, inverse = np.unique(pats, return_inverse=True)
+            inverse = inverse.reshape(pats.shape)
+            has_idle = keys.size and keys[0] < 0
+            idx = np.where(pats >= 0, inverse - int(has_idle), -1)
+            keys = keys[1:] if has_idle else keys
+            key_parts.append(keys)
+            idx_parts.append(idx)
+            key_off.append(key_off[-1] + keys.size)
+        keys = np.concatenate(key_parts) if key_parts else np.zeros(0, np.int64)
+        pat_idx = np.concatenate(idx_parts) if idx_parts else np.full((0, lanes), -1, np.int64)
+        return (np.ascontiguousarray(keys // lanes), np.ascontiguousarray(keys % lanes), np.array(key_off, np.int64),
+                np.ascontiguousarray(pat_idx, dtype=np.int64), np.array(offsets, np.int64))
 
     def _tactical(self, sample: int) -> int:
         from bitpruner.sim.kernels import pattern_costs
@@ -357,7 +368,7 @@ class LayerSimulator:
         g, p = self.g, self.p
         mode = MODE_PRAGMATIC if self.arch == "BitTacticalE" else MODE_SHAPESHIFTER
         plans, n_plan_ws = self.plans()
-        pat_row, pat_lane, offsets = self._tactical_blocks(plans, mode)
+        key_row, key_lane, key_off, pat_idx, offsets = self._tactical_blocks(plans, mode)
         vals = g.act_values(self.layer, sample)
         if mode == MODE_PRAGMATIC:
             vals = magnitudes(vals, p.pe_width, self.booth)
@@ -365,7 +376,7 @@ class LayerSimulator:
             vals = shapeshifter_bits(vals, p.pe_width, self.signed)
         cost = pattern_costs(
             np.ascontiguousarray(vals), g.x0, g.y0, g.row_x, g.row_y, g.row_ch,
-            pat_row, pat_lane, offsets, g.cols, mode, self.reach,
+            key_row, key_lane, key_off, pat_idx, offsets, g.cols, mode, self.reach,
         )  # [WS, blocks, Cc]
         steps = np.array([plan.shape[0] for plan in plans], np.int64)
         first = np.concatenate([[0], np.cumsum(steps)])

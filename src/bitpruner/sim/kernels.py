@@ -42,20 +42,26 @@ def pragmatic_cost(vals, n, reach):
             if c > best:
                 best = c
         return best
+    low = 0  # lowest set bit (as a power of two) over all lanes
+    for i in range(n):
+        b = vals[i] & -vals[i]
+        if b != 0 and (low == 0 or b < low):
+            low = b
     cycles = 0
-    while True:
-        low = 0  # lowest set bit (as a power of two) over all lanes
+    while low != 0:
+        limit = low << reach
+        low = 0
         for i in range(n):
-            b = vals[i] & -vals[i]
+            v = vals[i]
+            if v == 0:
+                continue
+            b = v & -v
+            if b <= limit:
+                v ^= b
+                vals[i] = v
+                b = v & -v
             if b != 0 and (low == 0 or b < low):
                 low = b
-        if low == 0:
-            break
-        limit = low << reach
-        for i in range(n):
-            b = vals[i] & -vals[i]
-            if b != 0 and b <= limit:
-                vals[i] ^= b
         cycles += 1
     return cycles if cycles > 0 else 1
 
@@ -100,44 +106,72 @@ def ring_cycles(cost, n_steps, reps, registers):
 
 
 @numba.njit(parallel=True, cache=True)
-def pattern_costs(vals, x0, y0, row_x, row_y, row_ch, pat_row, pat_lane, pat_off, n_cols, mode, reach):
+def pattern_costs(vals, x0, y0, row_x, row_y, row_ch, key_row, key_lane, key_off, pat_idx, pat_off, n_cols, mode,
+                  reach):
     """Per window and block, the max over the block's lane patterns of a per-PE cost.
 
-    vals[Xp, Yp, Cpad]: per activation, its magnitude (mode 0, BitPragmatic shifter cost) or its
+    vals[Xp, Yp, Cpad]: per activation, its magnitude (mode 0: BitPragmatic shifter cost) or its
     ShapeShifter bit count (mode 1: cost = max + 1). Window w's origin is (x0[w], y0[w]); buffer row r
-    reads position (+row_x[r], +row_y[r]) and channels row_ch[r] + lane. Pattern p's lane i reads row
-    pat_row[p, i], lane pat_lane[p, i] (-1: lane idle). Block b owns patterns pat_off[b]:pat_off[b+1].
+    reads position (+row_x[r], +row_y[r]) and channels row_ch[r] + lane. Block b reads the activations
+    (key_row[j], key_lane[j]) for j in key_off[b]:key_off[b+1], gathered once per window; its patterns
+    pat_off[b]:pat_off[b+1] list, per lane, an index into those keys (-1: lane idle).
     Returns int64 [ceil(W / n_cols), n_blocks, n_cols] (0 where a column has no window).
     """
     n_win = x0.shape[0]
     n_ws = (n_win + n_cols - 1) // n_cols
     n_blocks = pat_off.shape[0] - 1
-    lanes = pat_row.shape[1]
+    lanes = pat_idx.shape[1]
+    max_keys = 1
+    for b in range(n_blocks):
+        max_keys = max(max_keys, key_off[b + 1] - key_off[b])
     out = np.zeros((n_ws, n_blocks, n_cols), np.int64)
     for ws in numba.prange(n_ws):
         scratch = np.empty(lanes, np.int64)
+        local = np.empty(max_keys, np.int64)
+        local_pop = np.empty(max_keys, np.int64)
         for c in range(n_cols):
             w = ws * n_cols + c
             if w >= n_win:
                 break
             for b in range(n_blocks):
+                k0 = key_off[b]
+                for j in range(key_off[b + 1] - k0):
+                    r = key_row[k0 + j]
+                    local[j] = vals[x0[w] + row_x[r], y0[w] + row_y[r], row_ch[r] + key_lane[k0 + j]]
+                    if mode == 0:
+                        local_pop[j] = _popcount(local[j])
                 best = 0
                 for p in range(pat_off[b], pat_off[b + 1]):
-                    n = 0
-                    for i in range(lanes):
-                        r = pat_row[p, i]
-                        if r < 0:
-                            continue
-                        scratch[n] = vals[x0[w] + row_x[r], y0[w] + row_y[r], row_ch[r] + pat_lane[p, i]]
-                        n += 1
-                    if mode == 0:
-                        cost = pragmatic_cost(scratch, n, reach)
+                    if mode == 1:
+                        top = -1
+                        for i in range(lanes):
+                            j = pat_idx[p, i]
+                            if j >= 0 and local[j] > top:
+                                top = local[j]
+                        cost = top + 1 if top >= 0 else 1
                     else:
-                        top = 0
-                        for i in range(n):
-                            if scratch[i] > top:
-                                top = scratch[i]
-                        cost = top + 1
+                        # max popcount <= shifter cycles <= popcount(OR): run the shifter only if needed
+                        acc = 0
+                        low = 1
+                        for i in range(lanes):
+                            j = pat_idx[p, i]
+                            if j >= 0:
+                                acc |= local[j]
+                                if local_pop[j] > low:
+                                    low = local_pop[j]
+                        high = _popcount(acc)
+                        if reach == 0:
+                            cost = high if high > 0 else 1
+                        elif reach >= FULL_REACH or high <= low or high <= best:
+                            cost = low
+                        else:
+                            n = 0
+                            for i in range(lanes):
+                                j = pat_idx[p, i]
+                                if j >= 0 and local[j] != 0:  # zeros do no work in the shifter
+                                    scratch[n] = local[j]
+                                    n += 1
+                            cost = pragmatic_cost(scratch, n, reach)
                     if cost > best:
                         best = cost
                 out[ws, b, c] = best
