@@ -1,0 +1,1 @@
+"""Result tables and plots that compare model variants across accelerators."""

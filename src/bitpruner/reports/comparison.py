@@ -1,0 +1,151 @@
+"""The headline comparison: model variants x accelerators, cycles and speedups, as CSV, Markdown and metrics.
+
+Speedups compare variants ON THE SAME ACCELERATOR: ``speedup = cycles(reference variant) / cycles(variant)``.
+The geometric-mean row (accelerator ``geomean``) holds the geometric means over accelerators of the
+cycles and of the speedups; the ratio of geometric means is the geometric mean of the ratios, so
+``speedup = cycles_ref / cycles`` holds on that row too.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import pandas as pd
+
+GEOMEAN = "geomean"
+CYCLES_COLUMNS = ("variant", "accelerator", "arch", "layer", "type", "compute_cycles", "samples")
+VARIANT_COLUMNS = ("variant", "test_acc", "acc_source", "weight_sparsity", "bit_sparsity",
+                   "mean_bits_per_weight", "mean_bits_per_nonzero", "weights_from")
+MODEL_COLUMNS = ("test_acc", "weight_sparsity", "bit_sparsity", "mean_bits_per_weight")
+COMPARISON_COLUMNS = ("variant", "accelerator", *MODEL_COLUMNS, "cycles", "speedup_vs_nonpruned",
+                      "speedup_vs_weightpruned")
+
+
+def ordered_unique(values) -> list:
+    return list(dict.fromkeys(values))
+
+
+def geomean(values: Sequence[float]) -> float:
+    """Geometric mean of positive numbers; NaN when any is missing."""
+    vals = [float(v) for v in values]
+    if not vals or any(math.isnan(v) or v <= 0 for v in vals):
+        return math.nan
+    return math.exp(sum(math.log(v) for v in vals) / len(vals))
+
+
+def total_cycles(cycles: pd.DataFrame) -> dict[tuple[str, str], int]:
+    """Network cycles (sum over layers) per (variant, accelerator)."""
+    sums = cycles.groupby(["variant", "accelerator"], sort=False)["compute_cycles"].sum()
+    return {key: int(value) for key, value in sums.items()}
+
+
+def comparison_table(cycles: pd.DataFrame, variants: pd.DataFrame, baseline: str,
+                     weight_pruned: str | None = None) -> pd.DataFrame:
+    """One row per (variant, accelerator) plus a geomean row per variant (COMPARISON_COLUMNS)."""
+    totals = total_cycles(cycles)
+    accels = ordered_unique(cycles["accelerator"])
+    info = variants.set_index("variant")
+    rows = []
+    for variant in variants["variant"]:
+        model = {k: info.at[variant, k] for k in MODEL_COLUMNS}
+        own = []
+        for accel in accels:
+            cyc = totals[(variant, accel)]
+            ref_np = totals.get((baseline, accel))
+            ref_wp = totals.get((weight_pruned, accel)) if weight_pruned else None
+            row = {"variant": variant, "accelerator": accel, **model, "cycles": float(cyc),
+                   "speedup_vs_nonpruned": ref_np / cyc if ref_np else math.nan,
+                   "speedup_vs_weightpruned": ref_wp / cyc if ref_wp else math.nan}
+            own.append(row)
+        rows.extend(own)
+        rows.append({"variant": variant, "accelerator": GEOMEAN, **model,
+                     **{k: geomean([r[k] for r in own])
+                        for k in ("cycles", "speedup_vs_nonpruned", "speedup_vs_weightpruned")}})
+    return pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
+
+
+def headline_metrics(table: pd.DataFrame, headline: str | None, baseline: str | None = None,
+                     weight_pruned: str | None = None) -> dict[str, float]:
+    """Flat metrics: ``<variant>/<figure>[/<accelerator>]`` for every row (a variant's speedup over itself
+    left out), and for the `headline` variant also ``speedup_vs_nonpruned/<accelerator>`` and
+    ``speedup_vs_weightpruned/<accelerator>`` (geomean included)."""
+    itself = {"speedup_vs_nonpruned": baseline, "speedup_vs_weightpruned": weight_pruned}
+    out: dict[str, float] = {}
+    for variant, rows in table.groupby("variant", sort=False):
+        first = rows.iloc[0]
+        for key in MODEL_COLUMNS:
+            if not pd.isna(first[key]):
+                out[f"{variant}/{key}"] = float(first[key])
+        for _, row in rows.iterrows():
+            for key in ("cycles", "speedup_vs_nonpruned", "speedup_vs_weightpruned"):
+                if not pd.isna(row[key]) and itself.get(key) != variant:
+                    out[f"{variant}/{key}/{row['accelerator']}"] = float(row[key])
+                    if variant == headline and key != "cycles":
+                        out[f"{key}/{row['accelerator']}"] = float(row[key])
+    return out
+
+
+# -- Markdown ------------------------------------------------------------------------------------
+
+def _fmt(value, kind: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if kind == "pct":
+        return f"{100 * float(value):.1f}%"
+    if kind == "acc":
+        return f"{float(value):.2f}"
+    if kind == "bits":
+        return f"{float(value):.3f}"
+    if kind == "cycles":
+        return f"{float(value):,.0f}"
+    if kind == "x":
+        return f"{float(value):.2f}x"
+    return str(value)
+
+
+def _md_table(header: list[str], rows: list[list[str]], align: list[str]) -> str:
+    sep = ["---:" if a == "r" else "---" for a in align]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(sep) + " |"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def comparison_markdown(table: pd.DataFrame, variants: pd.DataFrame, baseline: str,
+                        weight_pruned: str | None = None, title: str = "Comparison", notes: str = "") -> str:
+    """Two tables: the variants (accuracy and bit statistics), then cycles and speedups per accelerator."""
+    model_rows = [[v["variant"], _fmt(v["test_acc"], "acc"), _fmt(v["weight_sparsity"], "pct"),
+                   _fmt(v["bit_sparsity"], "pct"), _fmt(v["mean_bits_per_weight"], "bits"), str(v["acc_source"])]
+                  for _, v in variants.iterrows()]
+    parts = [f"# {title}", "",
+             _md_table(["variant", "test acc (8-bit, %)", "weight sparsity", "bit sparsity",
+                        "essential bits / weight", "accuracy from"], model_rows,
+                       ["l", "r", "r", "r", "r", "l"]), ""]
+    names = list(variants["variant"])
+    has_wp = bool(weight_pruned) and weight_pruned in names
+    header, align = ["accelerator"], ["l"]
+    for v in names:
+        header.append(f"{v} cycles")
+        if v != baseline:
+            header.append(f"{v} vs {baseline}")
+        if has_wp and v not in (baseline, weight_pruned):
+            header.append(f"{v} vs {weight_pruned}")
+    align += ["r"] * (len(header) - 1)
+    rows = []
+    for accel in ordered_unique(table["accelerator"]):
+        sub = table[table["accelerator"] == accel].set_index("variant")
+        label = "**geometric mean**" if accel == GEOMEAN else accel
+        row = [label]
+        for v in names:
+            row.append(_fmt(sub.at[v, "cycles"], "cycles"))
+            if v != baseline:
+                row.append(_fmt(sub.at[v, "speedup_vs_nonpruned"], "x"))
+            if has_wp and v not in (baseline, weight_pruned):
+                row.append(_fmt(sub.at[v, "speedup_vs_weightpruned"], "x"))
+        rows.append(row)
+    parts += ["Compute cycles per network (sum over layers) and speedups on the same accelerator "
+              "(speedup = cycles of the reference variant / cycles of the variant).", "",
+              _md_table(header, rows, align), ""]
+    if notes:
+        parts += [notes, ""]
+    return "\n".join(parts)
