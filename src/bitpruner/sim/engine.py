@@ -28,6 +28,7 @@ from bitpruner.sim.params import (
 from bitpruner.sim.traces import LayerTrace, NetworkTrace
 
 MODE_PRAGMATIC, MODE_SHAPESHIFTER = 0, 1
+MAX_SLICED_KEYS = 63  # as in kernels.py (kept here so importing the engine does not load numba)
 
 
 @dataclass(frozen=True)
@@ -359,8 +360,12 @@ class LayerSimulator:
             key_off.append(key_off[-1] + keys.size)
         keys = np.concatenate(key_parts) if key_parts else np.zeros(0, np.int64)
         pat_idx = np.concatenate(idx_parts) if idx_parts else np.full((0, lanes), -1, np.int64)
+        # Keys each pattern reads, as a bit mask (used when its block has at most MAX_SLICED_KEYS keys).
+        bits = np.where((pat_idx >= 0) & (pat_idx < MAX_SLICED_KEYS), np.left_shift(1, np.clip(pat_idx, 0, 62)), 0)
+        pat_mask = np.bitwise_or.reduce(bits.astype(np.int64), axis=1) if pat_idx.size else np.zeros(0, np.int64)
         return (np.ascontiguousarray(keys // lanes), np.ascontiguousarray(keys % lanes), np.array(key_off, np.int64),
-                np.ascontiguousarray(pat_idx, dtype=np.int64), np.array(offsets, np.int64))
+                np.ascontiguousarray(pat_idx, dtype=np.int64), np.ascontiguousarray(pat_mask, dtype=np.int64),
+                np.array(offsets, np.int64))
 
     def _tactical(self, sample: int) -> int:
         from bitpruner.sim.kernels import pattern_costs
@@ -368,7 +373,7 @@ class LayerSimulator:
         g, p = self.g, self.p
         mode = MODE_PRAGMATIC if self.arch == "BitTacticalE" else MODE_SHAPESHIFTER
         plans, n_plan_ws = self.plans()
-        key_row, key_lane, key_off, pat_idx, offsets = self._tactical_blocks(plans, mode)
+        key_row, key_lane, key_off, pat_idx, pat_mask, offsets = self._tactical_blocks(plans, mode)
         vals = g.act_values(self.layer, sample)
         if mode == MODE_PRAGMATIC:
             vals = magnitudes(vals, p.pe_width, self.booth)
@@ -376,7 +381,7 @@ class LayerSimulator:
             vals = shapeshifter_bits(vals, p.pe_width, self.signed)
         cost = pattern_costs(
             np.ascontiguousarray(vals), g.x0, g.y0, g.row_x, g.row_y, g.row_ch,
-            key_row, key_lane, key_off, pat_idx, offsets, g.cols, mode, self.reach,
+            key_row, key_lane, key_off, pat_idx, pat_mask, offsets, g.cols, mode, self.reach,
         )  # [WS, blocks, Cc]
         steps = np.array([plan.shape[0] for plan in plans], np.int64)
         first = np.concatenate([[0], np.cumsum(steps)])

@@ -11,6 +11,8 @@ import numpy as np  # noqa: E402
 
 # Any first-stage reach of 15 or more bits covers a whole 16-bit value: each lane has its own shifter.
 FULL_REACH = 15
+VALUE_BITS = 16  # serial operands are at most 16-bit magnitudes
+MAX_SLICED_KEYS = 63  # keys of a block that fit one int64 bit mask
 
 
 @numba.njit(cache=True)
@@ -105,16 +107,39 @@ def ring_cycles(cost, n_steps, reps, registers):
     return cc.max()
 
 
+@numba.njit(cache=True)
+def _sliced_shifter(planes, reach):
+    """The two-stage shifter on bit planes (planes[b]: the lanes holding bit b; destroyed): at least 1."""
+    cycles = 0
+    off = 0
+    n_bits = planes.shape[0]
+    while True:
+        while off < n_bits and planes[off] == 0:
+            off += 1  # the offset never moves down: every remaining bit is at or above it
+        if off == n_bits:
+            break
+        free = -1  # lanes that have not cleared a bit this cycle
+        top = min(off + reach, n_bits - 1)
+        for b in range(off, top + 1):
+            take = planes[b] & free
+            planes[b] &= ~take
+            free &= ~take
+        cycles += 1
+    return cycles if cycles > 0 else 1
+
+
 @numba.njit(parallel=True, cache=True)
-def pattern_costs(vals, x0, y0, row_x, row_y, row_ch, key_row, key_lane, key_off, pat_idx, pat_off, n_cols, mode,
-                  reach):
+def pattern_costs(vals, x0, y0, row_x, row_y, row_ch, key_row, key_lane, key_off, pat_idx, pat_mask, pat_off,
+                  n_cols, mode, reach):
     """Per window and block, the max over the block's lane patterns of a per-PE cost.
 
     vals[Xp, Yp, Cpad]: per activation, its magnitude (mode 0: BitPragmatic shifter cost) or its
     ShapeShifter bit count (mode 1: cost = max + 1). Window w's origin is (x0[w], y0[w]); buffer row r
     reads position (+row_x[r], +row_y[r]) and channels row_ch[r] + lane. Block b reads the activations
     (key_row[j], key_lane[j]) for j in key_off[b]:key_off[b+1], gathered once per window; its patterns
-    pat_off[b]:pat_off[b+1] list, per lane, an index into those keys (-1: lane idle).
+    pat_off[b]:pat_off[b+1] list, per lane, an index into those keys (-1: lane idle); when a block has at
+    most MAX_SLICED_KEYS keys, pat_mask[p] is the set of keys pattern p reads as a bit mask (the shifter
+    then runs bit-sliced: one word per bit position, one bit per key; duplicate lanes do not matter).
     Returns int64 [ceil(W / n_cols), n_blocks, n_cols] (0 where a column has no window).
     """
     n_win = x0.shape[0]
@@ -129,6 +154,8 @@ def pattern_costs(vals, x0, y0, row_x, row_y, row_ch, key_row, key_lane, key_off
         scratch = np.empty(lanes, np.int64)
         local = np.empty(max_keys, np.int64)
         local_pop = np.empty(max_keys, np.int64)
+        key_planes = np.zeros(VALUE_BITS, np.int64)
+        planes = np.zeros(VALUE_BITS, np.int64)
         for c in range(n_cols):
             w = ws * n_cols + c
             if w >= n_win:
@@ -140,6 +167,18 @@ def pattern_costs(vals, x0, y0, row_x, row_y, row_ch, key_row, key_lane, key_off
                     local[j] = vals[x0[w] + row_x[r], y0[w] + row_y[r], row_ch[r] + key_lane[k0 + j]]
                     if mode == 0:
                         local_pop[j] = _popcount(local[j])
+                sliced = mode == 0 and 0 < reach < FULL_REACH and key_off[b + 1] - k0 <= MAX_SLICED_KEYS
+                if sliced:
+                    for bit in range(VALUE_BITS):
+                        key_planes[bit] = 0
+                    for j in range(key_off[b + 1] - k0):
+                        v = local[j]
+                        bit = 0
+                        while v:
+                            if v & 1:
+                                key_planes[bit] |= 1 << j
+                            v >>= 1
+                            bit += 1
                 best = 0
                 for p in range(pat_off[b], pat_off[b + 1]):
                     if mode == 1:
@@ -164,6 +203,10 @@ def pattern_costs(vals, x0, y0, row_x, row_y, row_ch, key_row, key_lane, key_off
                             cost = high if high > 0 else 1
                         elif reach >= FULL_REACH or high <= low or high <= best:
                             cost = low
+                        elif sliced:
+                            for bit in range(VALUE_BITS):
+                                planes[bit] = key_planes[bit] & pat_mask[p]
+                            cost = _sliced_shifter(planes, reach)
                         else:
                             n = 0
                             for i in range(lanes):
