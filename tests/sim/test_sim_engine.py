@@ -92,3 +92,13 @@ def test_samples_add_up(rng):
     one = simulate_layer(layer, "BitPragmatic", params)
     two = simulate_layer(layer, "BitPragmatic", params, samples=2)
     assert two == one + reference_cycles(layer, "BitPragmatic", params, sample=1)
+
+
+def test_simulate_network_api(rng):
+    import bitpruner.sim as sim
+
+    layer = random_layer(rng, "conv", K=3, C=5, k=2, X=4)
+    net = sim.NetworkTrace("n", [layer, random_layer(rng, "fc", K=4, C=9)])
+    results = sim.simulate_network(net, "bitpragmatic", SimParams(**SMALL), tactical=True)
+    assert [r.type for r in results] == ["conv", "fc"]
+    assert results[0].compute_cycles == simulate_layer(layer, "BitTacticalE", SimParams(**SMALL))

@@ -433,9 +433,14 @@ def simulate_network(
     params: SimParams | None = None,
     samples: int = 1,
     progress: bool = False,
+    tactical: bool = False,
 ) -> list[LayerResult]:
-    """Per-layer compute cycles of a whole network; `progress` shows a bar over the layers."""
+    """Per-layer compute cycles of a whole network; `progress` shows a bar over the layers.
+
+    `tactical` turns DaDianNao / BitPragmatic / ShapeShifter into BitTactical / E / P, like `--tactical`.
+    """
     params = params or SimParams()
+    arch = resolve_arch(arch, tactical=tactical)
     layers = trace.layers
     results = []
     if progress:
