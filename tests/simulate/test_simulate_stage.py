@@ -1,0 +1,184 @@
+"""The `simulate` stage end to end on digits with three tiny LeNet-5 checkpoints."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from simulate_helpers import write_three_checkpoints
+
+from bitpruner.errors import ConfigError
+from bitpruner.sim.dnnsim_io import load_dnnsim
+from bitpruner.sim.stage import simulate
+from bitpruner.sim.traces import NetworkTrace
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf"
+DEFAULT_ACCELERATORS = ["Stripes", "BitPragmatic", "Laconic", "BitTacticalE", "PragmaticW-bfs0", "PragmaticW-bfs4"]
+VARIANTS = ["non-pruned", "weight-pruned", "bit-pruned"]
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory, mlflow_db_template):
+    """Run the default stage (all accelerators, MLflow on) once on three checkpoints; shared by the module."""
+    import shutil
+
+    from hydra import compose, initialize_config_dir
+
+    from bitpruner.config import to_container
+
+    root = tmp_path_factory.mktemp("simulate")
+    shutil.copyfile(mlflow_db_template, root / "mlflow.db")
+    write_three_checkpoints(root)
+    # the train stage's metrics.json carries the 8-bit accuracy: it must be read, not re-evaluated
+    (root / "outputs/train/metrics.json").write_text(json.dumps({"test_acc": 99.0, "test_acc_8bit": 91.5}))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BITPRUNER_ROOT", str(root))
+        with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
+            cfg = to_container(compose("simulate", overrides=["data=digits", "progress=false"]))
+        metrics = simulate(cfg)
+    return root / "outputs/simulate", metrics, root
+
+
+def test_stage_outputs_and_consistent_tables(default_run):
+    out, metrics, _ = default_run
+    for name in ("cycles.csv", "comparison.csv", "comparison.md", "variants.csv", "metrics.json", "config.yaml",
+                 "speedups.png", "layer_cycles.png"):
+        assert (out / name).is_file(), name
+    cycles = pd.read_csv(out / "cycles.csv")
+    table = pd.read_csv(out / "comparison.csv")
+    assert list(dict.fromkeys(cycles["accelerator"])) == DEFAULT_ACCELERATORS
+    assert list(dict.fromkeys(table["variant"])) == VARIANTS
+    assert len(cycles) == 3 * 6 * 5  # variants x accelerators x LeNet-5 layers
+    assert (cycles["compute_cycles"] > 0).all()
+
+    totals = cycles.groupby(["variant", "accelerator"])["compute_cycles"].sum()
+    rows = table[table["accelerator"] != "geomean"].set_index(["variant", "accelerator"])
+    for (variant, accel), row in rows.iterrows():
+        assert row["cycles"] == totals[(variant, accel)]
+        assert row["speedup_vs_nonpruned"] == pytest.approx(totals[("non-pruned", accel)] / row["cycles"])
+        assert row["speedup_vs_weightpruned"] == pytest.approx(totals[("weight-pruned", accel)] / row["cycles"])
+    # Stripes ignores the data: every variant costs the same
+    assert rows.loc[("bit-pruned", "Stripes"), "speedup_vs_nonpruned"] == 1.0
+    # one essential bit per weight: the weight-serial engine speeds up on the bit-pruned model
+    assert rows.loc[("bit-pruned", "PragmaticW-bfs0"), "speedup_vs_weightpruned"] > 1.5
+
+    geo = table[table["accelerator"] == "geomean"].set_index("variant")
+    for variant in VARIANTS:
+        own = rows.loc[variant]
+        for key in ("cycles", "speedup_vs_nonpruned", "speedup_vs_weightpruned"):
+            expect = math.exp(np.log(own[key].to_numpy()).mean())
+            assert geo.at[variant, key] == pytest.approx(expect)
+        assert geo.at[variant, "speedup_vs_nonpruned"] == pytest.approx(
+            geo.at["non-pruned", "cycles"] / geo.at[variant, "cycles"])
+
+    on_disk = json.loads((out / "metrics.json").read_text())
+    assert on_disk == pytest.approx(metrics)
+    for _, row in table.iterrows():
+        v, a = row["variant"], row["accelerator"]
+        assert on_disk[f"{v}/cycles/{a}"] == pytest.approx(row["cycles"])
+        if v != "non-pruned":
+            assert on_disk[f"{v}/speedup_vs_nonpruned/{a}"] == pytest.approx(row["speedup_vs_nonpruned"])
+        if v == "bit-pruned":
+            assert on_disk[f"speedup_vs_nonpruned/{a}"] == pytest.approx(row["speedup_vs_nonpruned"])
+            assert on_disk[f"speedup_vs_weightpruned/{a}"] == pytest.approx(row["speedup_vs_weightpruned"])
+    assert "non-pruned/speedup_vs_nonpruned/Stripes" not in on_disk  # a variant against itself
+
+    md = (out / "comparison.md").read_text()
+    assert all(a in md for a in DEFAULT_ACCELERATORS) and "geometric mean" in md
+    bp_geo = f"{geo.at['bit-pruned', 'speedup_vs_nonpruned']:.2f}x"
+    assert bp_geo in md
+
+
+def test_variant_statistics_and_accuracy_sources(default_run):
+    out, metrics, _ = default_run
+    variants = pd.read_csv(out / "variants.csv").set_index("variant")
+    assert variants.at["non-pruned", "test_acc"] == 91.5
+    assert "test_acc_8bit" in variants.at["non-pruned", "acc_source"]
+    assert variants.at["weight-pruned", "acc_source"].startswith("evaluated")  # no metrics.json there
+    assert 0.0 <= variants.at["weight-pruned", "test_acc"] <= 100.0
+    assert variants.at["weight-pruned", "weight_sparsity"] == pytest.approx(0.6, abs=0.02)
+    assert variants.at["bit-pruned", "weights_from"] == "meta.int_weights"
+    assert variants.at["non-pruned", "weights_from"] == "quantize_weight"
+    assert variants.at["bit-pruned", "mean_bits_per_nonzero"] == pytest.approx(1.0)
+    assert variants.at["bit-pruned", "bit_sparsity"] > variants.at["weight-pruned", "bit_sparsity"]
+    assert metrics["bit-pruned/bit_sparsity"] == pytest.approx(variants.at["bit-pruned", "bit_sparsity"])
+
+
+def test_traces_written_in_both_formats(default_run):
+    import torch
+
+    out, _, root = default_run
+    payload = torch.load(root / "outputs/prune_bits/model.ckpt", weights_only=False)
+    ours = NetworkTrace.load(out / "traces/bit-pruned")
+    dnnsim = load_dnnsim(out / "traces/dnnsim", "bit-pruned")
+    assert [layer.name for layer in ours.layers] == ["conv1", "conv2", "fc1", "fc2", "fc3"]
+    for a, b in zip(ours.layers, dnnsim.layers, strict=True):
+        assert np.array_equal(a.weights, b.weights) and np.array_equal(a.activations, b.activations)
+        assert (a.stride, a.pad, a.act_prec, a.wgt_prec) == (b.stride, b.pad, b.act_prec, b.wgt_prec)
+        stored = payload["meta"]["int_weights"][a.name]["q"].numpy()
+        assert np.array_equal(a.weights, np.swapaxes(stored, 2, 3) if stored.ndim == 4 else stored)
+
+
+def test_mlflow_run_logged(default_run):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{default_run[2] / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("bitpruner")
+    runs = client.search_runs([exp.experiment_id], filter_string="tags.stage = 'simulate'")
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.data.tags["model"] == "lenet5" and run.data.tags["dataset"] == "digits"
+    assert "final/speedup_vs_nonpruned/geomean" in run.data.metrics
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"comparison.md", "comparison.csv", "cycles.csv", "speedups.png"} <= artifacts
+
+
+def test_optional_variants_may_be_absent(compose, tmp_path):
+    paths = write_three_checkpoints(tmp_path)
+    paths["prune_bits"].unlink()
+    paths["prune_weights"].unlink()
+    cfg = compose("simulate", ["data=digits", "logger=none", "progress=false",
+                               "~accelerator@accelerators.bitpragmatic", "~accelerator@accelerators.laconic",
+                               "~accelerator@accelerators.bittacticale", "~accelerator@accelerators.pragmaticw_bfs4"])
+    metrics = simulate(cfg)
+    table = pd.read_csv(tmp_path / "outputs/simulate/comparison.csv")
+    assert set(table["variant"]) == {"non-pruned"}
+    assert list(table["accelerator"]) == ["Stripes", "PragmaticW-bfs0", "geomean"]
+    assert table["speedup_vs_weightpruned"].isna().all()
+    assert "non-pruned/cycles/PragmaticW-bfs0" in metrics
+
+
+@pytest.mark.parametrize("overrides, match", [
+    ([], "outputs/train/model.ckpt does not exist"),
+    (["samples=0"], "samples: got 0"),
+    (["baseline=nope"], "baseline: got 'nope'"),
+    (["accelerators.stripes.arch=Nope"], "accelerators.stripes: simulator arch='Nope'"),
+    (["+accelerators.stripes.lanez=4"], r"unknown key\(s\) \['lanez'\]"),
+    (["accelerators.laconic.name=Stripes"], "used more than once"),
+    (["bits.activations=17"], "bits.activations"),
+])
+def test_bad_configs_fail_before_work(compose, overrides, match):
+    cfg = compose("simulate", ["data=digits", "logger=none", *overrides])
+    with pytest.raises(ConfigError, match=match):
+        simulate(cfg)
+
+
+def test_accelerator_group_serves_prune_bits():
+    """Every conf/accelerator file parses; pragmaticw_bfs0 carries the keys the bit-pruning stage reads."""
+    from bitpruner.sim.accelerators import accelerator_from_config
+
+    conf = CONFIG_DIR / "accelerator"
+
+    names = set()
+    for path in sorted(conf.glob("*.yaml")):
+        accel = accelerator_from_config(yaml.safe_load(path.read_text()), path.name)
+        names.add(accel.arch)
+        assert accel.params.lanes == 16 and accel.params.tiles == 16
+    assert len(names) == 10  # every architecture the simulator knows
+    target = yaml.safe_load((conf / "pragmaticw_bfs0.yaml").read_text())
+    assert {"name", "arch", "lanes", "columns", "rows", "tiles", "pe_width", "bits_first_stage",
+            "column_registers", "booth"} <= set(target)
+    assert target["bits_first_stage"] == 0 and target["arch"] == "PragmaticW"
