@@ -5,6 +5,7 @@ import pytest
 
 from bitpruner.errors import ConfigError
 from bitpruner.sim.tactical import (
+    dnnsim_aborts,
     schedule_filter_set,
     schedule_layer,
     schedule_reference,
@@ -298,3 +299,13 @@ def test_resnet_conv2_layer_schedules_fast():
     sch = schedule_layer(w, 16)
     assert time.perf_counter() - start < 0.5
     assert (sch.n_steps < 36).all()
+
+
+def test_dnnsim_abort_predicted_when_the_leading_tile_runs_ahead():
+    # Tile 0 skips its zero rows 1-2 and finishes at row 3 while tile 1 still runs rows 1..3: at the
+    # step after, tile 1 leads and asks for rows [3+3, 2+3): DNNsim throws there.
+    plan = [np.array([[0, 0], [3, 1], [-1, 2], [-1, 3]], np.int64)]
+    assert dnnsim_aborts(plan, n_rows=8, lookahead=2)
+    assert not dnnsim_aborts(plan, n_rows=5, lookahead=2)  # both ends clipped to T: empty, no throw
+    in_step = [np.array([[0, 0], [1, 1], [2, 2]], np.int64)]
+    assert not dnnsim_aborts(in_step, n_rows=8, lookahead=2)

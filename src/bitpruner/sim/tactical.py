@@ -14,7 +14,9 @@ Scheduling (once per layer, per filter set):
   ``(1,+1), (1,-1), (2,+2), (2,-2), (1,+3), (1,-3), ...`` (the row offset cycles ``1..lookahead``,
   the lane offset grows every second entry); shape ``L``: ``(h, 0)`` and ``(1, -d)``. The map is then
   sorted by (row offset, lane offset); for h=2, d=5 it is
-  ``(1,-1) (1,0) (1,1) (1,3) (2,-2) (2,0) (2,2)``. Lane offsets wrap within the filter's L lanes.
+  ``(1,-1) (1,0) (1,1) (1,3) (2,-2) (2,0) (2,2)``. Lane offsets wrap (once) within the filter's L lanes,
+  so a slot reached twice counts twice. DNNsim's batch reader only accepts the T shape with h=2, d=5
+  (and turns 0 into those defaults); other values here follow its constructor's formula.
 - Rows in order; a row whose R*L weights are all zero is skipped if fewer than ``lookahead`` rows were
   skipped just before it (the counter resets on every row that is not skipped). Skipped rows are left
   as they are.
@@ -42,7 +44,9 @@ Run time (what the engine must do with the :class:`LayerSchedule` of :func:`sche
   unless the tuple's row is before ``r``. Real filters only (``n_filters``). The BitPragmatic /
   ShapeShifter per-window cost is then taken over these L activations per filter, max over the set's
   filters, the windows and the busy tiles, exactly as without tactical.
-- DNNsim hangs on a layer whose plan has no step at all (every weight zero and ``T <= lookahead``).
+- DNNsim hangs on a layer whose plan has no step at all (every weight zero and ``T <= lookahead``),
+  and aborts ("cannot create std::vector larger than max_size()") on the plans that
+  :func:`dnnsim_aborts` flags; those layers have no DNNsim reference.
   BitTacticalE/P on fc read activations from the wrong column in DNNsim (see the simulator spec; we
   use the row's own activations).
 """
@@ -287,6 +291,20 @@ def _step_plan(zero_row, end_row, tiles, n_window_sets, lookahead):
                     break
             plan.append(np.array(steps, dtype=np.int64).reshape(-1, tiles))
     return plan
+
+
+def dnnsim_aborts(plan: list[np.ndarray], n_rows: int, lookahead: int) -> bool:
+    """True where DNNsim throws on this step plan: each step, the first busy tile asks for activation rows
+    ``[requested, row + lookahead + 1)`` (both clipped to ``n_rows``), ``requested`` being the previous
+    step's end (0 at a group's start); when tiles drift apart the range runs backwards and DNNsim aborts."""
+    for steps in plan:
+        requested = 0
+        for rows in steps:
+            first = int(rows[rows >= 0][0])
+            if min(requested, n_rows) > min(first + lookahead + 1, n_rows):
+                return True
+            requested = first + lookahead + 1
+    return False
 
 
 def _validate(wrows: np.ndarray, ndim: int, name: str) -> np.ndarray:
