@@ -98,6 +98,9 @@ def test_variant_statistics_and_accuracy_sources(default_run):
     assert variants.at["non-pruned", "test_acc"] == 91.5
     assert "test_acc_8bit" in variants.at["non-pruned", "acc_source"]
     assert variants.at["weight-pruned", "acc_source"].startswith("evaluated")  # no metrics.json there
+    # the fallback is the traced model's own accuracy, which every variant reports as well
+    assert variants.at["weight-pruned", "test_acc"] == variants.at["weight-pruned", "traced_test_acc"]
+    assert variants["traced_test_acc"].between(0, 100).all()
     assert 0.0 <= variants.at["weight-pruned", "test_acc"] <= 100.0
     assert variants.at["weight-pruned", "weight_sparsity"] == pytest.approx(0.6, abs=0.02)
     assert variants.at["bit-pruned", "weights_from"] == "meta.int_weights"

@@ -15,9 +15,9 @@ import pandas as pd
 
 GEOMEAN = "geomean"
 CYCLES_COLUMNS = ("variant", "accelerator", "arch", "layer", "type", "compute_cycles", "samples")
-VARIANT_COLUMNS = ("variant", "test_acc", "acc_source", "weight_sparsity", "bit_sparsity",
+VARIANT_COLUMNS = ("variant", "test_acc", "acc_source", "traced_test_acc", "weight_sparsity", "bit_sparsity",
                    "mean_bits_per_weight", "mean_bits_per_nonzero", "weights_from")
-MODEL_COLUMNS = ("test_acc", "weight_sparsity", "bit_sparsity", "mean_bits_per_weight")
+MODEL_COLUMNS = ("test_acc", "traced_test_acc", "weight_sparsity", "bit_sparsity", "mean_bits_per_weight")
 COMPARISON_COLUMNS = ("variant", "accelerator", *MODEL_COLUMNS, "cycles", "speedup_vs_nonpruned",
                       "speedup_vs_weightpruned")
 
@@ -48,7 +48,7 @@ def comparison_table(cycles: pd.DataFrame, variants: pd.DataFrame, baseline: str
     info = variants.set_index("variant")
     rows = []
     for variant in variants["variant"]:
-        model = {k: info.at[variant, k] for k in MODEL_COLUMNS}
+        model = {k: info.at[variant, k] if k in info.columns else math.nan for k in MODEL_COLUMNS}
         own = []
         for accel in accels:
             cyc = totals[(variant, accel)]
@@ -114,13 +114,17 @@ def _md_table(header: list[str], rows: list[list[str]], align: list[str]) -> str
 def comparison_markdown(table: pd.DataFrame, variants: pd.DataFrame, baseline: str,
                         weight_pruned: str | None = None, title: str = "Comparison", notes: str = "") -> str:
     """Two tables: the variants (accuracy and bit statistics), then cycles and speedups per accelerator."""
-    model_rows = [[v["variant"], _fmt(v["test_acc"], "acc"), _fmt(v["weight_sparsity"], "pct"),
-                   _fmt(v["bit_sparsity"], "pct"), _fmt(v["mean_bits_per_weight"], "bits"), str(v["acc_source"])]
-                  for _, v in variants.iterrows()]
-    parts = [f"# {title}", "",
-             _md_table(["variant", "test acc (8-bit, %)", "weight sparsity", "bit sparsity",
-                        "essential bits / weight", "accuracy from"], model_rows,
-                       ["l", "r", "r", "r", "r", "l"]), ""]
+    traced = "traced_test_acc" in variants and variants["traced_test_acc"].notna().any()
+    model_rows = []
+    for _, v in variants.iterrows():
+        row = [v["variant"], _fmt(v["test_acc"], "acc")]
+        row += [_fmt(v["traced_test_acc"], "acc")] if traced else []
+        row += [_fmt(v["weight_sparsity"], "pct"), _fmt(v["bit_sparsity"], "pct"),
+                _fmt(v["mean_bits_per_weight"], "bits"), str(v["acc_source"])]
+        model_rows.append(row)
+    header = ["variant", "test acc (8-bit, %)"] + (["traced model acc (W8A8, %)"] if traced else [])
+    header += ["weight sparsity", "bit sparsity", "essential bits / weight", "accuracy from"]
+    parts = [f"# {title}", "", _md_table(header, model_rows, ["l"] + ["r"] * (len(header) - 2) + ["l"]), ""]
     names = list(variants["variant"])
     has_wp = bool(weight_pruned) and weight_pruned in names
     header, align = ["accelerator"], ["l"]
