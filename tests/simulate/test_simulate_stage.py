@@ -12,6 +12,7 @@ from simulate_helpers import write_three_checkpoints
 
 from bitpruner.errors import ConfigError
 from bitpruner.sim.dnnsim_io import load_dnnsim
+from bitpruner.sim.engine import simulate_layer
 from bitpruner.sim.stage import simulate
 from bitpruner.sim.traces import NetworkTrace
 
@@ -143,15 +144,24 @@ def test_optional_variants_may_be_absent(compose, tmp_path):
     paths = write_three_checkpoints(tmp_path)
     paths["prune_bits"].unlink()
     paths["prune_weights"].unlink()
-    cfg = compose("simulate", ["data=digits", "logger=none", "progress=false",
+    cfg = compose("simulate", ["data=digits", "logger=none", "progress=false", "samples=3", "traced_accuracy=false",
                                "~accelerator@accelerators.bitpragmatic", "~accelerator@accelerators.laconic",
                                "~accelerator@accelerators.bittacticale", "~accelerator@accelerators.pragmaticw_bfs4"])
     metrics = simulate(cfg)
-    table = pd.read_csv(tmp_path / "outputs/simulate/comparison.csv")
+    out = tmp_path / "outputs/simulate"
+    table = pd.read_csv(out / "comparison.csv")
     assert set(table["variant"]) == {"non-pruned"}
     assert list(table["accelerator"]) == ["Stripes", "PragmaticW-bfs0", "geomean"]
     assert table["speedup_vs_weightpruned"].isna().all()
     assert "non-pruned/cycles/PragmaticW-bfs0" in metrics
+    # three samples traced; cycles add up over them (Stripes does not look at the data: 3x one sample)
+    trace = NetworkTrace.load(out / "traces/non-pruned")
+    assert all(layer.activations.shape[0] == 3 for layer in trace.layers)
+    cycles = pd.read_csv(out / "cycles.csv")
+    assert (cycles["samples"] == 3).all()
+    stripes = cycles[cycles["accelerator"] == "Stripes"].set_index("layer")["compute_cycles"]
+    for layer in trace.layers:
+        assert stripes[layer.name] == 3 * simulate_layer(layer, "Stripes", samples=1)
 
 
 @pytest.mark.parametrize("overrides, match", [
