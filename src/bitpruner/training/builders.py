@@ -28,16 +28,22 @@ def build_model(cfg: dict, geometry: dict):
 
 
 def build_trainer(cfg: dict, ckpt_dir: Path, logger, callbacks: list | None = None) -> L.Trainer:
-    """The configured Trainer plus best/last checkpoints in `ckpt_dir` (best = highest val accuracy)."""
-    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/acc", mode="max",
-                                 save_last=True, auto_insert_metric_name=False)
+    """The configured Trainer plus best/last checkpoints in `ckpt_dir` (best = lowest val loss).
+
+    `last.ckpt` has its own unmonitored callback so that it is rewritten at every epoch end,
+    whether or not the monitored metric improved (it is what a crashed run resumes from).
+    """
+    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/loss", mode="min",
+                           auto_insert_metric_name=False)
+    last = ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1,
+                           enable_version_counter=False)
     trainer_cfg = {k: v for k, v in cfg["trainer"].items()}
     return instantiate(trainer_cfg, logger=logger if logger is not None else False,
-                       callbacks=[checkpoint, *(callbacks or [])], _convert_="all")
+                       callbacks=[best, last, *(callbacks or [])], _convert_="all")
 
 
 def best_checkpoint(trainer: L.Trainer) -> str | None:
     for cb in trainer.callbacks:
-        if isinstance(cb, ModelCheckpoint) and cb.best_model_path:
+        if isinstance(cb, ModelCheckpoint) and cb.monitor and cb.best_model_path:
             return cb.best_model_path
     return None

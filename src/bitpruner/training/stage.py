@@ -70,7 +70,7 @@ def train(cfg: dict) -> dict:
         if not trainer.is_global_zero:
             return {}
         best = best_checkpoint(trainer)
-        if best:
+        if cfg.get("export", "last") == "best" and best:
             state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
             module.load_state_dict(state)
         metrics = final_metrics(module.model, datamodule)
