@@ -195,3 +195,18 @@ def test_accelerator_group_serves_prune_bits():
     assert {"name", "arch", "lanes", "columns", "rows", "tiles", "pe_width", "bits_first_stage",
             "column_registers", "booth"} <= set(target)
     assert target["bits_first_stage"] == 0 and target["arch"] == "PragmaticW"
+
+
+def test_compare_cli_rebuilds_against_another_reference(default_run, tmp_path, monkeypatch, capsys):
+    import bitpruner.cli
+
+    monkeypatch.setattr(bitpruner.cli, "SUBCOMMAND_MODULES", ("bitpruner.reports.cli",))
+    out, _, _ = default_run
+    assert bitpruner.cli.main(["compare", str(out), "--baseline", "weight-pruned", "--out", str(tmp_path)]) == 0
+    assert "geometric mean" in capsys.readouterr().out
+    again = pd.read_csv(tmp_path / "comparison.csv").set_index(["variant", "accelerator"])
+    first = pd.read_csv(out / "comparison.csv").set_index(["variant", "accelerator"])
+    # the weight-pruned model is now the baseline: its speedups became the new "vs non-pruned" column
+    assert np.allclose(again["speedup_vs_nonpruned"], first["speedup_vs_weightpruned"])
+    assert bitpruner.cli.main(["compare", str(out), "--baseline", "nope"]) == 1
+    assert "--baseline 'nope'" in capsys.readouterr().err
