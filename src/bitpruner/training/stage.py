@@ -11,6 +11,7 @@ import yaml
 
 from bitpruner.config import fingerprint, validate_training
 from bitpruner.models.checkpoint import save_model_checkpoint
+from bitpruner.quant.evaluate import quantized_accuracy
 from bitpruner.tracking import stage_run
 from bitpruner.training.builders import (
     best_checkpoint,
@@ -45,6 +46,15 @@ def final_metrics(model, datamodule) -> dict:
     return out
 
 
+def quantized_metrics(model, datamodule, quant: dict) -> dict:
+    """Accuracy with fixed-point weights (`quant`, 8-bit by default): the fair non-pruned reference."""
+    bits = quant["bits"]
+    val = quantized_accuracy(model, datamodule.val_dataloader(), quant)
+    test = quantized_accuracy(model, datamodule.test_dataloader(), quant)
+    return {f"val_acc_{bits}bit": val["acc"], f"test_acc_{bits}bit": test["acc"],
+            f"test_loss_{bits}bit": test["loss"]}
+
+
 def train(cfg: dict) -> dict:
     """Run the stage on a resolved config; returns the metrics written to `metrics.json`."""
     validate_training(cfg)
@@ -74,6 +84,8 @@ def train(cfg: dict) -> dict:
             state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
             module.load_state_dict(state)
         metrics = final_metrics(module.model, datamodule)
+        if cfg.get("quant"):
+            metrics.update(quantized_metrics(module.model, datamodule, cfg["quant"]))
         metrics.update({
             "epochs": int(trainer.current_epoch),
             "train_time_s": round(fit_time, 2),
