@@ -25,6 +25,14 @@ COLUMNS = [
     "mean_abs", "std_abs", "mean_abs_nonzero",
 ]
 TOTAL_NAME = "total"
+# Short headers for the printed table (the CSV keeps the full names above).
+HEADERS = {
+    "layer": "layer", "shape": "shape", "weights": "weights", "nonzeros": "non-zeros", "sparsity": "sparsity",
+    "zero_rows_pct": "0-rows", "zero_cols_pct": "0-cols", "zero_kernels_pct": "0-kernels",
+    "mean_abs": "mean|w|", "std_abs": "std|w|", "mean_abs_nonzero": "mean|w|>0",
+}
+# Logs and DVC runs are not terminals (rich would wrap at 80 columns and truncate every cell).
+PIPE_WIDTH = 140
 
 
 def _structure_counts(w: torch.Tensor) -> dict[str, float]:
@@ -86,14 +94,18 @@ def print_layer_sparsity(table: pd.DataFrame, console=None, title: str = "Weight
     from rich.console import Console
     from rich.table import Table
 
-    console = console or Console()
-    view = Table(title=title)
-    for col in COLUMNS:
-        view.add_column(col, justify="left" if col in ("layer", "kind", "shape") else "right")
+    if console is None:
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=PIPE_WIDTH)
+    view = Table(title=title, caption="0-rows: filters / rows; 0-cols: input channels / columns; "
+                 "0-kernels: (filter, channel) kernels — all-zero, in %")
+    for col in HEADERS:
+        view.add_column(HEADERS[col], justify="left" if col in ("layer", "shape") else "right", no_wrap=True)
     last_layer_row = len(table) - 2  # a rule above the total row
     for i, (_, row) in enumerate(table.iterrows()):
         cells = []
-        for col in COLUMNS:
+        for col in HEADERS:
             value = row[col]
             if col == "sparsity":
                 cells.append(f"{100 * value:.2f}%")
