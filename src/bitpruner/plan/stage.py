@@ -1,0 +1,222 @@
+"""The `plan` stage: per-layer sensitivity and cycles for each candidate k, the Pareto frontier, the plan.
+
+Input: a trained (usually weight-pruned) checkpoint. Outputs in `outputs/plan/`:
+- `plan.yaml`: `layers: {name: k}` (what `bitprune.plan_file` reads) plus the mode, objective, predicted
+  drop and cycles, and the uniform-k plans for comparison;
+- `sensitivity.csv` (layer x mode x k: val acc/loss, drop, cycles), `frontier.csv` (every non-dominated
+  plan of every mode), `frontier.png`, `metrics.json`, `config.yaml`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from bitpruner.config import is_int, require
+from bitpruner.errors import ConfigError
+from bitpruner.plan.config import PlannerConfig
+from bitpruner.plan.frontier import Option, Plan, min_cycles_plan, min_drop_plan, pareto_frontier, plan_of
+from bitpruner.quant.fixed_point import QuantConfig
+from bitpruner.sim.accelerators import Accelerator, accelerator_from_config
+from bitpruner.utils.atomic import atomic_path, write_csv, write_json
+
+STAGE = "plan"
+ARTIFACTS = ("plan.yaml", "sensitivity.csv", "frontier.csv", "frontier.png", "metrics.json", "config.yaml")
+DROP_COLUMN = {"acc": "drop", "loss": "loss_increase"}
+
+
+def validate(cfg: dict) -> tuple[PlannerConfig, QuantConfig, Accelerator]:
+    """Every config check of the stage, before any work."""
+    planner = PlannerConfig.from_mapping(cfg.get("planner") or {})
+    quant = QuantConfig.from_any(cfg.get("quant"))
+    planner.check_bits(quant.bits)
+    accel = accelerator_from_config(cfg.get("accelerator"), "accelerator")
+    require(cfg, "samples", lambda v: is_int(v) and v >= 1, "an integer >= 1")
+    require(cfg, "bits.activations", lambda v: is_int(v) and 2 <= v <= 16, "an integer in [2, 16]")
+    require(cfg, "calibration.batches", lambda v: is_int(v) and v >= 1, "an integer >= 1")
+    require(cfg, "calibration.batch_size", lambda v: is_int(v) and v >= 1, "an integer >= 1", optional=True)
+    for kind, bits in (("bits.activations", cfg["bits"]["activations"]), ("quant.bits", quant.bits)):
+        if bits > accel.params.pe_width:
+            raise ConfigError(f"{kind}={bits} exceeds pe_width={accel.params.pe_width} of {accel.name}")
+    return planner, quant, accel
+
+
+def measure(model, datamodule, cfg: dict, planner: PlannerConfig, quant: QuantConfig,
+            accel: Accelerator) -> pd.DataFrame:
+    """sensitivity.csv: val acc/loss and cycles of every (layer, mode, k); k = bits - 1 always included."""
+    from bitpruner.plan.cycles import projection_cycles
+    from bitpruner.plan.sensitivity import projection_sensitivity
+    from bitpruner.sim.capture import first_samples, quantise_model
+    from bitpruner.training.evaluate import evaluate
+
+    levels = sorted(set(planner.candidates) | {quant.bits - 1})
+    val = list(datamodule.val_dataloader())  # materialised once: dozens of evaluations follow
+    sens = projection_sensitivity(model, lambda m: evaluate(m, val), levels, planner.modes, quant,
+                                  accel.params.lanes, planner.encoding)
+    calib = datamodule.calibration_batches(cfg["calibration"]["batches"], cfg["calibration"].get("batch_size"))
+    qmodel = quantise_model(model, calib, None, act_bits=cfg["bits"]["activations"], wgt_bits=quant.bits)
+    trace = qmodel.capture(first_samples(datamodule.dataset("test"), cfg["samples"]))
+    cycles = projection_cycles(model, trace, levels, planner.modes, quant, accel, cfg["samples"], planner.encoding)
+    table = sens.merge(cycles, on=["layer", "mode", "k"], how="left", validate="one_to_one")
+    unpruned = table[table["k"] == quant.bits - 1].set_index(["layer", "mode"])["cycles"]
+    table["layer_speedup"] = [unpruned[(n, m)] / max(c, 1) for n, m, c in
+                              zip(table["layer"], table["mode"], table["cycles"], strict=True)]
+    table.attrs = dict(sens.attrs)
+    return table
+
+
+def layer_options(table: pd.DataFrame, mode: str, candidates, drop_metric: str) -> dict[str, list[Option]]:
+    """{layer: [Option(k, drop, cycles)]} of one mode, layers in model order, k in candidate order."""
+    rows = table[(table["mode"] == mode) & (table["k"].isin(candidates))]
+    column = DROP_COLUMN[drop_metric]
+    out: dict[str, list[Option]] = {}
+    for name in dict.fromkeys(rows["layer"]):
+        part = rows[rows["layer"] == name].set_index("k")
+        out[name] = [Option(k=int(k), drop=float(part.at[k, column]), cycles=int(part.at[k, "cycles"]))
+                     for k in candidates]
+    return out
+
+
+def uniform_plans(options: dict[str, list[Option]], candidates, resolution: float) -> dict[int, Plan]:
+    """Every layer at the same k, for each candidate k."""
+    return {int(k): plan_of(options, [i] * len(options), resolution) for i, k in enumerate(candidates)}
+
+
+def choose(frontier: list[Plan], planner: PlannerConfig, unpruned_cycles: int) -> tuple[Plan, str]:
+    """The plan the objective picks, and the constraint in words."""
+    if planner.objective == "min_cycles":
+        return min_cycles_plan(frontier, planner.max_drop), f"predicted drop <= {planner.max_drop}"
+    budget = planner.max_cycles if planner.max_cycles is not None else unpruned_cycles / planner.min_speedup
+    return min_drop_plan(frontier, budget), f"cycles <= {budget:.0f}"
+
+
+def same_budget_uniform(uniform: dict[int, Plan], chosen: Plan) -> tuple[int, Plan]:
+    """The uniform k that fits the chosen plan's cycles with the smallest drop (the cheapest k if none fits)."""
+    fits = [k for k, p in uniform.items() if p.cycles <= chosen.cycles]
+    if not fits:
+        k = min(uniform, key=lambda k: uniform[k].cycles)
+        return k, uniform[k]
+    k = min(fits, key=lambda k: (uniform[k].drop, uniform[k].cycles))
+    return k, uniform[k]
+
+
+def frontier_table(frontiers: dict[str, list[Plan]], chosen: Plan, mode: str, unpruned: int,
+                   resolution: float) -> pd.DataFrame:
+    rows = []
+    for m, plans in frontiers.items():
+        for p in plans:
+            rows.append({"mode": m, "predicted_drop": p.drop, "discretised_drop": p.units * resolution,
+                         "cycles": p.cycles, "speedup": unpruned / max(p.cycles, 1),
+                         "chosen": m == mode and p == chosen, **{f"k_{n}": k for n, k in p.ks.items()}})
+    return pd.DataFrame(rows)
+
+
+def plot_frontier(path: Path, frontiers: dict[str, list[Plan]], uniform: dict[str, dict[int, Plan]],
+                  chosen: Plan, mode: str, drop_label: str, title: str) -> Path:
+    """Predicted drop vs total cycles: each mode's frontier (steps), its uniform-k plans, the chosen plan."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
+    for i, (m, plans) in enumerate(frontiers.items()):
+        color = f"C{i}"
+        ax.step([p.drop for p in plans], [p.cycles for p in plans], where="post", color=color, marker=".",
+                markersize=3, label=f"frontier, {m}")
+        for k, p in uniform[m].items():
+            ax.scatter([p.drop], [p.cycles], marker="s", facecolors="none", edgecolors=color, zorder=3)
+            ax.annotate(f"k={k}", (p.drop, p.cycles), textcoords="offset points", xytext=(4, 3), fontsize=7,
+                        color=color)
+    ax.scatter([chosen.drop], [chosen.cycles], marker="*", s=180, color="red", zorder=4,
+               label=f"chosen ({mode}): " + ",".join(str(k) for k in chosen.ks.values()))
+    ax.set_xscale("symlog", linthresh=0.1)
+    ax.set_yscale("log")
+    ax.set_xlabel(f"predicted {drop_label} (sum over layers, symlog)")
+    ax.set_ylabel("total compute cycles")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    return Path(path)
+
+
+def plan_document(chosen: Plan, planner: PlannerConfig, constraint: str, unpruned: int, accel: Accelerator,
+                  uniform: dict[int, Plan], budget_k: int, reference: dict) -> dict:
+    """Everything plan.yaml holds beside `layers` (plain types, for yaml.safe_dump)."""
+    def figures(p: Plan) -> dict:
+        return {"predicted_drop": round(p.drop, 6), "predicted_cycles": int(p.cycles),
+                "predicted_speedup": round(unpruned / max(p.cycles, 1), 4)}
+
+    return {"mode": planner.mode, "objective": planner.objective, "constraint": constraint,
+            "drop_metric": planner.drop_metric, "accelerator": accel.name, **figures(chosen),
+            "unpruned_cycles": int(unpruned), "reference_val_acc": round(float(reference["val_acc"]), 4),
+            "uniform": {int(k): figures(p) for k, p in uniform.items()},
+            "same_budget_uniform_k": int(budget_k)}
+
+
+def plan(cfg: dict) -> dict:
+    """Run the stage on a resolved config; returns the metrics written to `metrics.json`."""
+    from bitpruner.bitprune.plan_file import write_plan_file
+    from bitpruner.pruning.stage import file_digest, load_input_model
+    from bitpruner.tracking import stage_run
+    from bitpruner.training.builders import build_datamodule
+    from bitpruner.training.stage import write_config
+
+    planner, quant, accel = validate(cfg)
+    start = time.perf_counter()
+    out_dir = Path(cfg["paths"]["output_dir"])
+    datamodule = build_datamodule(cfg)
+    model, payload = load_input_model(cfg, datamodule)
+    tags = {"model": (payload.get("model_cfg") or {}).get("name", "?"), "dataset": datamodule.name,
+            "input_ckpt_sha": file_digest(Path(cfg["input_ckpt"]))}
+    logger_cfg = (cfg.get("logger") or {}).get("mlflow")
+    with stage_run(STAGE, cfg, logger_cfg, cfg["paths"]["root_dir"], tags=tags) as run:
+        table = measure(model, datamodule, cfg, planner, quant, accel)
+        unpruned = int(table[(table["k"] == quant.bits - 1) & (table["mode"] == planner.mode)]["cycles"].sum())
+        frontiers, uniform = {}, {}
+        for m in planner.modes:
+            options = layer_options(table, m, planner.candidates, planner.drop_metric)
+            frontiers[m] = pareto_frontier(options, planner.resolution)
+            uniform[m] = uniform_plans(options, planner.candidates, planner.resolution)
+        chosen, constraint = choose(frontiers[planner.mode], planner, unpruned)
+        budget_k, budget_plan = same_budget_uniform(uniform[planner.mode], chosen)
+        doc = plan_document(chosen, planner, constraint, unpruned, accel, uniform[planner.mode], budget_k,
+                            table.attrs)
+        write_plan_file(out_dir / "plan.yaml", chosen.ks, **doc)
+        write_csv(out_dir / "sensitivity.csv", table)
+        write_csv(out_dir / "frontier.csv", frontier_table(frontiers, chosen, planner.mode, unpruned,
+                                                           planner.resolution))
+        drop_label = "accuracy drop (points)" if planner.drop_metric == "acc" else "val loss increase"
+        plot_frontier(out_dir / "frontier.png", frontiers, uniform, chosen, planner.mode, drop_label,
+                      f"{datamodule.name}, {accel.name}: chosen plan ({constraint}) vs uniform k")
+        metrics = {
+            "mode": planner.mode, "objective": planner.objective, "constraint": constraint,
+            "accelerator": accel.name, "k": dict(chosen.ks),
+            "reference_val_acc": float(table.attrs["val_acc"]), "reference_val_loss": float(table.attrs["val_loss"]),
+            "predicted_drop": chosen.drop, "predicted_cycles": int(chosen.cycles), "unpruned_cycles": unpruned,
+            "predicted_speedup": unpruned / max(chosen.cycles, 1),
+            "frontier_size": {m: len(f) for m, f in frontiers.items()},
+            "same_budget_uniform_k": budget_k, "same_budget_uniform_drop": budget_plan.drop,
+            "same_budget_uniform_cycles": int(budget_plan.cycles),
+            "uniform_drop": {str(k): p.drop for k, p in uniform[planner.mode].items()},
+            "uniform_cycles": {str(k): int(p.cycles) for k, p in uniform[planner.mode].items()},
+            "samples": cfg["samples"], "wall_time_s": round(time.perf_counter() - start, 2),
+        }
+        write_json(out_dir / "metrics.json", metrics)
+        write_config(out_dir / "config.yaml", cfg)
+        print_summary(metrics, uniform[planner.mode], unpruned)
+        run.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        run.log_metrics({f"k/{n}": k for n, k in chosen.ks.items()})
+        for name in ARTIFACTS:
+            run.log_artifact(out_dir / name)
+    return metrics
+
+
+def print_summary(m: dict, uniform: dict[int, Plan], unpruned: int) -> None:
+    ks = ", ".join(f"{n}={k}" for n, k in m["k"].items())
+    print(f"plan ({m['mode']}, {m['constraint']}): {ks}; predicted drop {m['predicted_drop']:.2f}, "
+          f"cycles {m['predicted_cycles']} (x{m['predicted_speedup']:.2f} vs unpruned {unpruned})")
+    for k, p in uniform.items():
+        print(f"  uniform k={k}: predicted drop {p.drop:.2f}, cycles {p.cycles} (x{unpruned / max(p.cycles, 1):.2f})")
