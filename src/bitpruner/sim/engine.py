@@ -81,16 +81,16 @@ class Geometry:
         self.win_in_ws = np.minimum(self.cols, self.n_win - np.arange(self.WS) * self.cols)
 
     def weight_rows(self, w: np.ndarray) -> np.ndarray:
-        """int64 [K, T, L]: filter f's weight-buffer rows."""
-        cpad = self.nch * self.lanes
+        """int64 [k, T, L]: the weight-buffer rows of the k filters in w."""
+        cpad, k = self.nch * self.lanes, w.shape[0]
         if self.fc:
-            wp = np.zeros((self.K, cpad), np.int64)
+            wp = np.zeros((k, cpad), np.int64)
             wp[:, : self.C] = w
-            return wp.reshape(self.K, self.T, self.lanes)
-        wp = np.zeros((self.K, cpad, self.Kx, self.Ky), np.int64)
+            return wp.reshape(k, self.T, self.lanes)
+        wp = np.zeros((k, cpad, self.Kx, self.Ky), np.int64)
         wp[:, : self.C] = w
-        wp = wp.reshape(self.K, self.nch, self.lanes, self.Kx, self.Ky).transpose(0, 4, 3, 1, 2)
-        return np.ascontiguousarray(wp).reshape(self.K, self.T, self.lanes)
+        wp = wp.reshape(k, self.nch, self.lanes, self.Kx, self.Ky).transpose(0, 4, 3, 1, 2)
+        return np.ascontiguousarray(wp).reshape(k, self.T, self.lanes)
 
     def act_values(self, layer: LayerTrace, sample: int) -> np.ndarray:
         """int64 [Xp, Yp, nch*L]: sample's padded activations, channels last (zero past C)."""
@@ -112,12 +112,10 @@ class Geometry:
         out[: self.n_win] = per_pos[xs, ys, self.row_k[None, :]]
         return np.ascontiguousarray(out.reshape(self.WS, self.cols, self.T).transpose(0, 2, 1))
 
-    def filter_group_max(self, per_filter: np.ndarray) -> np.ndarray:
-        """per_filter[K, ...] -> [G, ...]: max over each filter-set group's filters (padding = 0)."""
+    def group_filters(self, group: int) -> slice:
+        """The filters of filter-set group `group` (up to rows x tiles consecutive filters)."""
         span = self.rows * self.tiles
-        padded = np.zeros((self.G * span,) + per_filter.shape[1:], per_filter.dtype)
-        padded[: self.K] = per_filter
-        return padded.reshape((self.G, span) + per_filter.shape[1:]).max(axis=1)
+        return slice(group * span, min(self.K, (group + 1) * span))
 
 
 # ---------------------------------------------------------------- per-value transforms
@@ -129,13 +127,12 @@ def magnitudes(values: np.ndarray, pe_width: int, booth: bool) -> np.ndarray:
     return booth_table()[mag] if booth else mag
 
 
+_POPCOUNT16 = np.array([bin(v).count("1") for v in range(1 << 16)], dtype=np.int64)
+
+
 def popcounts(values: np.ndarray) -> np.ndarray:
-    v = values.astype(np.int64)
-    count = np.zeros(v.shape, np.int64)
-    while np.any(v):
-        count += v & 1
-        v >>= 1
-    return count
+    """Set bits of each (16-bit, non-negative) value."""
+    return _POPCOUNT16[values]
 
 
 def shapeshifter_bits(values: np.ndarray, pe_width: int, signed: bool) -> np.ndarray:
@@ -294,9 +291,11 @@ class LayerSimulator:
         from bitpruner.sim.kernels import pragmatic_rows
 
         g, p = self.g, self.p
-        mag = magnitudes(self._wrows(), p.pe_width, self.booth).reshape(-1, g.lanes)
-        per_filter = pragmatic_rows(np.ascontiguousarray(mag), self.reach).reshape(g.K, g.T)
-        per_group = g.filter_group_max(per_filter)  # [G, T]
+        per_group = np.zeros((g.G, g.T), np.int64)
+        for grp in range(g.G):  # one group at a time bounds the memory on large fc layers
+            wrows = g.weight_rows(self.layer.weights[g.group_filters(grp)])
+            mag = magnitudes(wrows, p.pe_width, self.booth).reshape(-1, g.lanes)
+            per_group[grp] = pragmatic_rows(np.ascontiguousarray(mag), self.reach).reshape(-1, g.T).max(axis=0)
         if g.fc:
             return fc_cycles(list(per_group), g.cols)
         if not self.registers:
@@ -309,8 +308,10 @@ class LayerSimulator:
         g, p = self.g, self.p
         vals = g.act_values(self.layer, sample)
         pop_a = popcounts(magnitudes(vals, p.pe_width, self.booth)).reshape(g.Xp, g.Yp, g.nch, g.lanes)
-        pop_w = popcounts(magnitudes(self._wrows(), p.pe_width, self.booth))  # [K, T, L]
-        max_w = g.filter_group_max(pop_w)  # [G, T, L]
+        max_w = np.zeros((g.G, g.T, g.lanes), np.int64)  # per group: max popcount over its filters
+        for grp in range(g.G):
+            wrows = g.weight_rows(self.layer.weights[g.group_filters(grp)])
+            max_w[grp] = popcounts(magnitudes(wrows, p.pe_width, self.booth)).max(axis=0)
         # Per window set, row and lane: max over the set's windows (padding windows are 0).
         max_a = np.zeros((g.WS, g.Ky, g.Kx, g.nch, g.lanes), np.int64)
         for ky in range(g.Ky):
@@ -324,48 +325,57 @@ class LayerSimulator:
         return int(sum(np.maximum((max_a * mw[None]).max(axis=-1), 1).sum() for mw in max_w))
 
     def _tactical_blocks(self, plans: list[np.ndarray], mode: int):
-        """Lane patterns per plan step (block): dedup'd per-filter patterns (E) or their union (P)."""
+        """Lane patterns per plan step (block), vectorised over all blocks.
+
+        A pattern is one filter's L (row, lane) reads as keys ``row*L + lane`` (-1: lane idle). Mode E keeps
+        each block's distinct patterns; mode P only needs the union of a block's keys (one key per pattern).
+        Returns the blocks' distinct keys (row, lane, offsets), the patterns as indices into their block's
+        keys, their key bit masks, and the pattern offsets per block.
+        """
         sch, lanes, tiles = self.schedule(), self.g.lanes, self.p.tiles
-        blocks, offsets = [], [0]
-        for idx, plan in enumerate(plans):
-            first_set = (idx % self.g.G) * tiles
-            for rows in plan:
-                keys = []
-                for t, r in enumerate(rows.tolist()):
-                    if r < 0:
-                        continue  # idle tile
-                    k, nf = first_set + t, sch.n_filters[first_set + t]
-                    ar, al = sch.act_row[k, :nf, r], sch.act_lane[k, :nf, r]
-                    keys.append(np.where(ar >= 0, ar * lanes + al, -1))
-                pats = np.concatenate(keys)
-                if mode == MODE_SHAPESHIFTER:
-                    union = np.unique(pats[pats >= 0])
-                    pats = np.full(_ceil_div(max(union.size, 1), lanes) * lanes, -1, np.int64)
-                    pats[: union.size] = union
-                    pats = pats.reshape(-1, lanes)
-                else:
-                    pats = np.unique(pats, axis=0)
-                blocks.append(pats)
-                offsets.append(offsets[-1] + pats.shape[0])
-        # Per block, the distinct activations its patterns read, and each pattern as indices into them.
-        key_parts, idx_parts, key_off = [], [], [0]
-        for pats in blocks:
-            keys, inverse = np.unique(pats, return_inverse=True)
-            inverse = inverse.reshape(pats.shape)
-            has_idle = keys.size and keys[0] < 0
-            idx = np.where(pats >= 0, inverse - int(has_idle), -1)
-            keys = keys[1:] if has_idle else keys
-            key_parts.append(keys)
-            idx_parts.append(idx)
-            key_off.append(key_off[-1] + keys.size)
-        keys = np.concatenate(key_parts) if key_parts else np.zeros(0, np.int64)
-        pat_idx = np.concatenate(idx_parts) if idx_parts else np.full((0, lanes), -1, np.int64)
+        steps = np.array([plan.shape[0] for plan in plans], np.int64)
+        n_blocks = int(steps.sum())
+        if n_blocks == 0:
+            empty = np.zeros(0, np.int64)
+            return empty, empty, np.zeros(1, np.int64), np.full((0, lanes), -1, np.int64), empty, np.zeros(1, np.int64)
+        rows = np.concatenate([plan for plan in plans])  # [blocks, tiles]: buffer row per tile
+        first_set = np.repeat((np.arange(len(plans)) % self.g.G) * tiles, steps)
+        blk, tile = np.nonzero(rows >= 0)  # busy (block, tile) pairs
+        sets, brow = first_set[blk] + tile, rows[blk, tile]
+        arow = sch.act_row[sets, :, brow]  # [busy, R, L]
+        keys = np.where(arow >= 0, arow * lanes + sch.act_lane[sets, :, brow], -1).reshape(-1, lanes)
+        pat_blk = np.repeat(blk, arow.shape[1])
+        real = (np.arange(arow.shape[1])[None, :] < sch.n_filters[sets][:, None]).reshape(-1)
+        # Every block also gets one all-idle pattern: a PE with nothing to read still costs 1 cycle.
+        keys = np.concatenate([keys[real], np.full((n_blocks, lanes), -1, np.int64)])
+        pat_blk = np.concatenate([pat_blk[real], np.arange(n_blocks)])
+        span = lanes * self.g.T + 1  # block-qualified keys: blk*span + key (keys < span - 1)
+        if mode == MODE_SHAPESHIFTER:
+            flat = np.unique((pat_blk[:, None] * span + keys)[keys >= 0])
+            keys = np.full((flat.size + n_blocks, lanes), -1, np.int64)
+            keys[: flat.size, 0] = flat % span
+            pat_blk = np.concatenate([flat // span, np.arange(n_blocks)])
+            order = np.argsort(pat_blk, kind="stable")
+            keys, pat_blk = keys[order], pat_blk[order]
+        elif self.g.n_win > 1:  # distinct patterns per block pay off when many windows meet them
+            both = _unique_rows(np.concatenate([pat_blk[:, None], keys], axis=1))  # sorted by block
+            pat_blk, keys = both[:, 0], both[:, 1:]
+        else:
+            order = np.argsort(pat_blk, kind="stable")
+            keys, pat_blk = keys[order], pat_blk[order]
+        offsets = np.searchsorted(pat_blk, np.arange(n_blocks + 1))
+        qualified = np.where(keys >= 0, pat_blk[:, None] * span + keys, -1)
+        ukeys = np.unique(qualified[qualified >= 0])
+        key_blk = ukeys // span
+        key_off = np.searchsorted(key_blk, np.arange(n_blocks + 1))
+        pat_idx = np.where(qualified >= 0, np.searchsorted(ukeys, qualified) - key_off[pat_blk][:, None], -1)
         # Keys each pattern reads, as a bit mask (used when its block has at most MAX_SLICED_KEYS keys).
         bits = np.where((pat_idx >= 0) & (pat_idx < MAX_SLICED_KEYS), np.left_shift(1, np.clip(pat_idx, 0, 62)), 0)
-        pat_mask = np.bitwise_or.reduce(bits.astype(np.int64), axis=1) if pat_idx.size else np.zeros(0, np.int64)
-        return (np.ascontiguousarray(keys // lanes), np.ascontiguousarray(keys % lanes), np.array(key_off, np.int64),
+        pat_mask = np.bitwise_or.reduce(bits.astype(np.int64), axis=1)
+        ukeys = ukeys % span
+        return (np.ascontiguousarray(ukeys // lanes), np.ascontiguousarray(ukeys % lanes), key_off.astype(np.int64),
                 np.ascontiguousarray(pat_idx, dtype=np.int64), np.ascontiguousarray(pat_mask, dtype=np.int64),
-                np.array(offsets, np.int64))
+                offsets.astype(np.int64))
 
     def _tactical(self, sample: int) -> int:
         from bitpruner.sim.kernels import pattern_costs
@@ -402,6 +412,16 @@ class LayerSimulator:
         if self.registers:
             return ring_cycles_per_ws(cost4, group_steps, self.registers)
         return int(sum(_conv_total(cost4[ws : ws + 1], group_steps[ws], 1, 0) for ws in range(g.WS)))
+
+
+def _unique_rows(rows: np.ndarray) -> np.ndarray:
+    """Distinct rows of a 2-D integer array, sorted lexicographically (first column most significant)."""
+    if rows.shape[0] == 0:
+        return rows
+    ordered = rows[np.lexsort(rows.T[::-1])]
+    keep = np.ones(ordered.shape[0], dtype=bool)
+    keep[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
+    return ordered[keep]
 
 
 def ring_cycles_per_ws(cost4: np.ndarray, group_steps: np.ndarray, registers: int) -> int:
