@@ -66,3 +66,13 @@ def test_bad_pattern_fails_before_the_first_training_step(tmp_path):
     with pytest.raises(ConfigError, match="features.0"):
         trainer(tmp_path, 2, [callback]).fit(module, loader(tiny_data()))
     assert module.steps_seen == 0
+
+
+@pytest.mark.parametrize(("group", "schedule"), [("agp", "agp"), ("oneshot", "oneshot")])
+def test_config_group_composes_into_a_valid_schema(compose, group, schedule):
+    cfg = compose("prune_weights", [f"pruning={group}", "pruning.overrides={conv1: 0.5}"])
+    pruning = PruningConfig.from_mapping(cfg["pruning"])
+    assert pruning.schedule == schedule and pruning.scope == "global" and pruning.final_sparsity == 0.9
+    assert pruning.overrides == {"conv1": 0.5} and pruning.exclude == []
+    pruning.check_fits(cfg["trainer"]["max_epochs"])
+    assert cfg["input_ckpt"].endswith("outputs/train/model.ckpt")
