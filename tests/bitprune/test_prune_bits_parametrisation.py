@@ -99,3 +99,20 @@ def test_agp_selection_grows_lowest_error_first():
     scale = proj.scale(w)
     err = group_error(w.detach() * proj.mask, group_columns(w.detach() * proj.mask, 1, 4, scale=scale), 4, scale=scale)
     assert err[first.numpy()].max() <= np.sort(err)[int(first.sum()) - 1] + 1e-12
+
+
+def test_quantized_accuracy_is_the_accuracy_of_integer_weights():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from bitpruner.quant.evaluate import quantized_accuracy, quantized_model
+    from bitpruner.training.evaluate import evaluate
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    before = net[1].weight.detach().clone()
+    loader = DataLoader(TensorDataset(torch.randn(40, 1, 4, 4), torch.randint(0, 3, (40,))), batch_size=16)
+    coarse = quantized_model(net, 2)  # 2 bits: weights in {-s, 0, s}
+    q = quantize_weight(before, QuantConfig(bits=2))
+    assert torch.equal(coarse[1].weight, q.q.float() * q.scale)
+    assert quantized_accuracy(net, loader, 2) == evaluate(coarse, loader)
+    assert torch.equal(net[1].weight, before)  # the caller's model keeps its float weights
