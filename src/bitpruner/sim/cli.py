@@ -9,6 +9,19 @@ from bitpruner.sim.params import ARCHS
 
 _GEOMETRY_FLAGS = ("lanes", "columns", "rows", "tiles", "pe_width")
 _OPTION_FLAGS = ("bits_first_stage", "column_registers", "group_size", "pe_serial_bits", "lookahead", "lookaside")
+_HELP = {
+    "lanes": "multipliers per PE (default 16)",
+    "columns": "PE columns = windows in lock-step (default 16)",
+    "rows": "PE rows = filters per tile (default 16)",
+    "tiles": "tiles = filter sets in lock-step (default 16)",
+    "pe_width": "PE bit width; precisions may not exceed it (default 16)",
+    "bits_first_stage": "BitPragmatic/PragmaticW first-stage shifter bits (default 0)",
+    "column_registers": "run-ahead registers per column, conv only (default 0)",
+    "group_size": "ShapeShifter columns per precision group (default 1)",
+    "pe_serial_bits": "Loom activation bits per PE cycle (default 1)",
+    "lookahead": "BitTactical lookahead h (default 2)",
+    "lookaside": "BitTactical lookaside d (default 5)",
+}
 
 
 def register(subparsers) -> None:
@@ -21,7 +34,7 @@ def register(subparsers) -> None:
     parser.add_argument("--network", required=True, metavar="NET", help="network name (a folder under models/)")
     parser.add_argument("--arch", required=True, metavar="ARCH", help=f"one of {', '.join(ARCHS)} (any case)")
     for flag in _GEOMETRY_FLAGS + _OPTION_FLAGS:
-        parser.add_argument(f"--{flag.replace('_', '-')}", type=int, default=None, metavar="N")
+        parser.add_argument(f"--{flag.replace('_', '-')}", type=int, default=None, metavar="N", help=_HELP[flag])
     parser.add_argument("--booth", action="store_true", help="Booth-like recoding of the serial operand")
     parser.add_argument("--tactical", action="store_true",
                         help="BitTactical weight scheduling (DaDianNao, BitPragmatic, ShapeShifter)")
