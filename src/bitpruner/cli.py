@@ -18,6 +18,7 @@ SUBCOMMAND_MODULES = (
     "bitpruner.pruning.cli",
     "bitpruner.bitprune.cli",
     "bitpruner.reports.cli",
+    "bitpruner.plan.cli",
 )
 
 

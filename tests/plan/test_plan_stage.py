@@ -28,7 +28,7 @@ def input_ckpt(tmp_path_factory):
     model = build_from_config(LENET, DIGITS)
     dm = DigitsDataModule(batch_size=128, seed=0)
     opt = torch.optim.Adam(model.parameters(), lr=0.01)
-    for _ in range(3):
+    for _ in range(2):
         for x, y in dm.train_dataloader():
             opt.zero_grad()
             torch.nn.functional.cross_entropy(model(x), y).backward()
@@ -49,7 +49,7 @@ def rooted(input_ckpt, tmp_path):
 
 
 def test_plan_stage_outputs(rooted, compose, tmp_path):
-    cfg = compose("plan", [*FAST, "planner.max_drop=1.0"])
+    cfg = compose("plan", [*FAST, "planner.max_drop=1.0", "samples=2"])
     metrics = plan_stage.plan(cfg)
     out = tmp_path / "outputs" / "plan"
     assert json.loads((out / "metrics.json").read_text()) == metrics
@@ -95,29 +95,24 @@ def test_plan_stage_outputs(rooted, compose, tmp_path):
     assert {"plan.yaml", "frontier.csv", "frontier.png", "sensitivity.csv"} <= {
         a.path for a in client.list_artifacts(run.info.run_id)}
 
-
-def test_unpruned_cycles_match_the_simulator_on_the_full_trace(rooted, compose):
-    """k = 7 in the plan is the simulate stage's 8-bit model: same trace, same cycles per layer."""
+    # k = 7 is the simulate stage's 8-bit model: the same trace gives the same cycles per layer.
     from bitpruner.sim.accelerators import accelerator_from_config
     from bitpruner.sim.capture import first_samples, quantise_model
     from bitpruner.sim.engine import simulate_network
     from bitpruner.training.builders import build_datamodule
 
-    cfg = compose("plan", [*FAST, "logger=none", "samples=2"])
-    planner, quant, accel = plan_stage.validate(cfg)
     dm = build_datamodule(cfg)
     model, _ = load_model_checkpoint(rooted)
-    table = plan_stage.measure(model, dm, cfg, planner, quant, accel)
     trace = quantise_model(model, dm.calibration_batches(1)).capture(first_samples(dm.dataset("test"), 2))
     accel = accelerator_from_config(cfg["accelerator"])
     want = {r.name: r.compute_cycles for r in simulate_network(trace, accel.arch, accel.params, samples=2)}
-    got = table[(table["k"] == 7) & (table["mode"] == "per_weight")].set_index("layer")["cycles"].to_dict()
-    assert got == want
+    assert unprojected[unprojected["mode"] == "per_weight"].set_index("layer")["cycles"].to_dict() == want
 
 
 def test_min_drop_objective_and_errors(rooted, compose):
-    cfg = compose("plan", [*FAST, "logger=none", "planner.objective=min_drop", "planner.min_speedup=2",
-                           "planner.mode=per_weight"])
+    cfg = compose("plan", ["data=digits", "calibration.batches=1", "logger=none", "planner.candidates=[1,7]",
+                           "planner.modes=[per_weight]", "planner.mode=per_weight", "planner.objective=min_drop",
+                           "planner.min_speedup=2"])
     metrics = plan_stage.plan(cfg)
     assert metrics["predicted_speedup"] >= 2 and metrics["mode"] == "per_weight"
 
@@ -133,3 +128,21 @@ def test_min_drop_objective_and_errors(rooted, compose):
     ]:
         with pytest.raises((ConfigError, FileNotFoundError), match=fragment):
             plan_stage.plan(compose("plan", [*FAST, "logger=none", override]))
+
+
+def test_cli_plans_a_given_checkpoint(rooted, compose, tmp_path, capsys):
+    from bitpruner.cli import main
+
+    data = compose("plan", ["data=digits"])["data"]
+    (rooted.parent / "config.yaml").write_text(yaml.safe_dump({"seed": 0, "data": data}))
+    out = tmp_path / "cli_plan"
+    argv = ["plan", "--model", str(rooted), "--candidates", "1,7", "--mode", "per_weight", "--min-speedup", "1.5",
+            "--out", str(out), "--accelerator", "pragmaticw_bfs4"]
+    assert main(argv) == 0
+    doc = yaml.safe_load((out / "plan.yaml").read_text())
+    assert doc["mode"] == "per_weight" and doc["objective"] == "min_drop" and doc["accelerator"] == "PragmaticW-bfs4"
+    assert doc["predicted_speedup"] >= 1.5 and set(doc["layers"].values()) <= {1, 7}
+    assert {p.name for p in out.iterdir()} >= {"plan.yaml", "sensitivity.csv", "frontier.csv", "frontier.png"}
+
+    assert main([*argv[:-2], "--accelerator", "nosuch"]) == 1
+    assert "no conf/accelerator/nosuch.yaml" in capsys.readouterr().err
