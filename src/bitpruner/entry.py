@@ -20,9 +20,21 @@ def set_project_root(entry_file: str) -> Path:
 
 
 def run_stage(stage_fn: Callable, cfg) -> dict:
-    """Run the stage; a config or data error becomes one line on stderr and exit status 1."""
+    """Run the stage; a config or data error becomes one line on stderr and exit status 1.
+
+    In a Hydra multirun a failing job must not end the sweep: `sys.exit` would escape Hydra's per-job
+    handling and kill the sweep, and any exception would make the basic sweeper raise after the batch and
+    skip the sweep summary. So there any error is recorded in the job folder (the stage's MLflow run is
+    already FAILED) and an empty result returned; the sweep callback reports it and fails the sweep at the end.
+    """
+    from bitpruner.sweeps.jobs import in_multirun, record_failure
+
     try:
         return stage_fn(cfg)
-    except BitprunerError as exc:
+    except Exception as exc:
+        if in_multirun():
+            return record_failure(exc)
+        if not isinstance(exc, BitprunerError):
+            raise
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)
