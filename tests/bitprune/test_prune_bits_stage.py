@@ -49,7 +49,8 @@ def _input_zeros(path):
 
 
 def test_group_columns_stage_outputs(rooted, compose, tmp_path):
-    cfg = compose("prune_bits", [*FAST, "bitprune.k=1", "bitprune.first_layer_k=2", "accelerator.lanes=8",
+    cfg = compose("prune_bits", [*FAST, "bitprune.k=1", "bitprune.first_layer_k=2", "bitprune.last_layer_k=null",
+                                 "accelerator.lanes=8",
                                  "optimizer.name=sgd", "optimizer.weight_decay=0.01"])
     metrics = bits_stage.prune_bits(cfg)
     out = tmp_path / "outputs" / "prune_bits"
@@ -93,12 +94,13 @@ def test_group_columns_stage_outputs(rooted, compose, tmp_path):
 
 
 def test_per_weight_with_plan_file_and_admm(rooted, compose, tmp_path):
-    plan = write_plan_file(tmp_path / "plan.yaml", {"fc1": 1})
-    cfg = compose("prune_bits", [*FAST, "logger=none", "bitprune.mode=per_weight", f"bitprune.plan_file={plan}",
+    plan = write_plan_file(tmp_path / "plan.yaml", {"fc1": 1, "conv2": 1})
+    cfg = compose("prune_bits", [*FAST, "logger=none", "bitprune.mode=per_weight", "bitprune.k=3",
+                                 f"bitprune.plan_file={plan}",
                                  "bitprune.admm.enabled=true", "bitprune.admm.epochs=2", "bitprune.admm.update_every=1",
                                  "baseline_ckpt=" + str(rooted)])
     metrics = bits_stage.prune_bits(cfg)
-    assert metrics["k"]["fc1"] == 1 and metrics["k"]["conv1"] == 2
+    assert metrics["k"] == {"conv1": 2, "conv2": 1, "fc1": 1, "fc2": 3, "fc3": 2}  # k, first/last, plan
     model, payload = load_model_checkpoint(tmp_path / "outputs" / "prune_bits" / "model.ckpt")
     for name, entry in payload["meta"]["int_weights"].items():
         assert essential_bits(entry["q"].numpy()).max() <= metrics["k"][name]
@@ -113,7 +115,7 @@ def test_per_weight_with_plan_file_and_admm(rooted, compose, tmp_path):
         ("accelerator.lanes=0", "bitprune.lanes=0"),
         ("bitprune.mode=bogus", "bitprune.mode='bogus'"),
         ("bitprune.layers={conv7: 1}", "'conv7' matches no layer"),
-        ("trainer.max_epochs=1", "reaches the target k at epoch 1 (0-based); expected max_epochs > 1"),
+        ("trainer.max_epochs=2", "reaches the target k at epoch 2 (0-based); expected max_epochs > 2"),
         ("bitprune.plan_file=PLAN", "unknown layer(s) classifier.0"),
         ("bitprune.plan_file=/nonexistent/plan.yaml", "file not found"),
     ],
@@ -161,6 +163,7 @@ def test_crash_mid_schedule_then_rerun_resumes(rooted, compose, monkeypatch, tmp
     assert resumed_from[0] is not None and resumed_from[0].name == "last.ckpt"
     assert metrics["epochs"] == 4
     _, payload = load_model_checkpoint(tmp_path / "outputs" / "prune_bits" / "model.ckpt")
-    for entry in payload["meta"]["int_weights"].values():
-        assert lane_group_costs(entry["q"], lanes=16)["columns"].max() <= 1
+    assert metrics["k"] == {"conv1": 2, "conv2": 1, "fc1": 1, "fc2": 1, "fc3": 2}  # first/last default to 2
+    for name, entry in payload["meta"]["int_weights"].items():
+        assert lane_group_costs(entry["q"], lanes=16)["columns"].max() <= metrics["k"][name]
     assert not (tmp_path / "checkpoints" / "prune_bits").exists()
