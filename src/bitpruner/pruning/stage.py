@@ -28,7 +28,7 @@ from bitpruner.tracking import stage_run
 from bitpruner.training.builders import build_datamodule
 from bitpruner.training.module import ClassifierModule
 from bitpruner.training.resume import clear_checkpoint_dir, prepare_checkpoint_dir
-from bitpruner.training.stage import final_metrics, run_tags, write_config
+from bitpruner.training.stage import final_metrics, quantized_metrics, run_tags, write_config
 from bitpruner.utils.atomic import write_csv, write_json
 
 STAGE = "prune_weights"
@@ -107,6 +107,8 @@ def prune_weights(cfg: dict) -> dict:
         # The last epoch's model, not the best-val one: earlier epochs are less sparse.
         network = squash(module.model)
         metrics = final_metrics(network, datamodule)
+        if cfg.get("quant"):
+            metrics.update(quantized_metrics(network, datamodule, cfg["quant"]))
         baseline = payload.get("meta", {}).get("metrics", {})
         if "test_acc" in baseline:
             metrics["baseline_test_acc"] = baseline["test_acc"]
