@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from bitpruner.reports import report_cli
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -17,6 +19,7 @@ def register(subparsers) -> None:
                         help="reference variant of speedup_vs_weightpruned (skipped when absent)")
     parser.add_argument("--out", metavar="DIR", default=None, help="write here instead of printing only")
     parser.set_defaults(func=run)
+    report_cli.register(subparsers)  # `bitpruner report` lives in its own module
 
 
 def run(args: argparse.Namespace) -> int:
