@@ -53,7 +53,8 @@ def plot_layer_bit_sparsity(before: list[dict], after: list[dict], path: str | P
 
 
 def plot_bit_histogram(before: list[int], after: list[int], path: str | Path, title: str = "") -> Path:
-    """Fraction of weights with 0, 1, ..., b-1 essential bits, before and after."""
+    """Share of the non-zero weights with 1, ..., b-1 essential bits, before and after (zeros in the legend:
+    on a weight-pruned model they would flatten every other bar)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -64,14 +65,15 @@ def plot_bit_histogram(before: list[int], after: list[int], path: str | Path, ti
     a = np.zeros(n)
     b[: len(before)] = before
     a[: len(after)] = after
-    x = np.arange(n)
+    x = np.arange(1, n)
     width = 0.4
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.bar(x - width / 2, 100 * b / max(b.sum(), 1), width, label="input (8-bit)")
-    ax.bar(x + width / 2, 100 * a / max(a.sum(), 1), width, label="bit-pruned")
+    for offset, counts, label in ((-width / 2, b, "input (8-bit)"), (width / 2, a, "bit-pruned")):
+        zeros = 100 * counts[0] / max(counts.sum(), 1)
+        ax.bar(x + offset, 100 * counts[1:] / max(counts[1:].sum(), 1), width, label=f"{label}, {zeros:.1f}% zeros")
     ax.set_xticks(x)
-    ax.set_xlabel("essential bits per weight (binary)")
-    ax.set_ylabel("weights (%)")
+    ax.set_xlabel("essential bits per non-zero weight (binary)")
+    ax.set_ylabel("non-zero weights (%)")
     ax.set_title(title or "essential-bit histogram")
     ax.legend(fontsize=8)
     return save_figure(path, fig)
