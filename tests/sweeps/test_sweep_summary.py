@@ -73,3 +73,21 @@ def test_run_stage_outside_a_multirun_still_raises():
         assert str(exc) == "boom"
     else:
         raise AssertionError("run_stage swallowed an error outside a multirun")
+
+
+def test_collect_tabulates_cell_folders(tmp_path, capsys):
+    import json
+
+    from bitpruner.sweeps.collect import main
+
+    for name, acc, sparsity in (("k1-per_weight", 90.0, 0.8), ("k2-per_weight", 95.0, 0.6)):
+        (tmp_path / "cells" / name).mkdir(parents=True)
+        (tmp_path / "cells" / name / "metrics.json").write_text(json.dumps(
+            {"test_acc": acc, "bit_sparsity": sparsity, "column_speedup_vs_input": 2.0, "k": {"fc1": 1}}))
+    assert main([str(tmp_path / "cells"), "--out", str(tmp_path / "out")]) == 0
+    table = pd.read_csv(tmp_path / "out" / "sweep_summary.csv")
+    assert list(table["overrides"]) == ["k1-per_weight", "k2-per_weight"]
+    assert list(table["test_acc"]) == [90.0, 95.0] and list(table["column_speedup_vs_input"]) == [2.0, 2.0]
+    assert (tmp_path / "out" / "sweep_tradeoff.png").is_file()
+    assert main([str(tmp_path / "nothing"), "--out", str(tmp_path / "out")]) == 1
+    assert "no <cell>/metrics.json" in capsys.readouterr().err
