@@ -1,6 +1,7 @@
 """The `plan` stage end to end on `digits`: tables, plan file prune_bits accepts, constraint met, MLflow, CLI."""
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -16,6 +17,7 @@ from bitpruner.plan import stage as plan_stage
 
 LENET = {"_target_": "bitpruner.models.LeNet5", "name": "lenet5", "channels": [6, 16], "hidden": [32, 24]}
 DIGITS = {"in_channels": 1, "image_size": [8, 8], "num_classes": 10}
+CONF = Path(__file__).resolve().parents[2] / "conf"
 FAST = ["data=digits", "calibration.batches=1", "planner.candidates=[1,2,7]"]
 
 
@@ -137,7 +139,7 @@ def test_cli_plans_a_given_checkpoint(rooted, compose, tmp_path, capsys):
     (rooted.parent / "config.yaml").write_text(yaml.safe_dump({"seed": 0, "data": data}))
     out = tmp_path / "cli_plan"
     argv = ["plan", "--model", str(rooted), "--candidates", "1,7", "--mode", "per_weight", "--min-speedup", "1.5",
-            "--out", str(out), "--accelerator", "pragmaticw_bfs4"]
+            "--out", str(out), "--accelerator", str(CONF / "accelerator" / "pragmaticw_bfs4.yaml")]
     assert main(argv) == 0
     doc = yaml.safe_load((out / "plan.yaml").read_text())
     assert doc["mode"] == "per_weight" and doc["objective"] == "min_drop" and doc["accelerator"] == "PragmaticW-bfs4"
