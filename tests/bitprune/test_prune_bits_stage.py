@@ -96,7 +96,7 @@ def test_group_columns_stage_outputs(rooted, compose, tmp_path):
 def test_per_weight_with_plan_file_and_admm(rooted, compose, tmp_path):
     plan = write_plan_file(tmp_path / "plan.yaml", {"fc1": 1, "conv2": 1})
     cfg = compose("prune_bits", [*FAST, "logger=none", "bitprune.mode=per_weight", "bitprune.k=3",
-                                 f"bitprune.plan_file={plan}",
+                                 "bitprune.first_layer_k=2", "bitprune.last_layer_k=2", f"bitprune.plan_file={plan}",
                                  "bitprune.admm.enabled=true", "bitprune.admm.epochs=2", "bitprune.admm.update_every=1",
                                  "baseline_ckpt=" + str(rooted)])
     metrics = bits_stage.prune_bits(cfg)
@@ -132,6 +132,7 @@ def test_bad_inputs_fail_before_training(rooted, compose, tmp_path, override, fr
 
 def test_crash_mid_schedule_then_rerun_resumes(rooted, compose, monkeypatch, tmp_path):
     cfg = compose("prune_bits", [*FAST, "logger=none", "bitprune.k=1", "trainer.max_epochs=4",
+                                 "bitprune.first_layer_k=2", "bitprune.last_layer_k=2",
                                  "bitprune.schedule=agp", "bitprune.end_epoch=2"])
     from bitpruner.training.module import ClassifierModule
 
@@ -163,7 +164,7 @@ def test_crash_mid_schedule_then_rerun_resumes(rooted, compose, monkeypatch, tmp
     assert resumed_from[0] is not None and resumed_from[0].name == "last.ckpt"
     assert metrics["epochs"] == 4
     _, payload = load_model_checkpoint(tmp_path / "outputs" / "prune_bits" / "model.ckpt")
-    assert metrics["k"] == {"conv1": 2, "conv2": 1, "fc1": 1, "fc2": 1, "fc3": 2}  # first/last default to 2
+    assert metrics["k"] == {"conv1": 2, "conv2": 1, "fc1": 1, "fc2": 1, "fc3": 2}  # first/last at 2
     for name, entry in payload["meta"]["int_weights"].items():
         assert lane_group_costs(entry["q"], lanes=16)["columns"].max() <= metrics["k"][name]
     assert not (tmp_path / "checkpoints" / "prune_bits").exists()
