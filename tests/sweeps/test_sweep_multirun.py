@@ -17,15 +17,13 @@ DIGITS = {"in_channels": 1, "image_size": [8, 8], "num_classes": 10}
 # One batch a step, schedule 3 -> target; job 1 asks Lightning for a device that does not exist.
 FAST = ["data=digits", "data.batch_size=128", "+trainer.limit_train_batches=1", "+trainer.limit_val_batches=1",
         "+trainer.limit_test_batches=1", "trainer.max_epochs=2", "bitprune.start_k=3", "bitprune.epochs_per_step=1",
-        "bitprune.k=2", "baseline_ckpt=null", "resume=false"]
+        "bitprune.k=2", "bitprune.first_layer_k=2", "bitprune.last_layer_k=2", "baseline_ckpt=null", "resume=false"]
 
 
-@pytest.fixture(scope="module")
-def swept(tmp_path_factory, mlflow_db_template):
-    """Run the sweep once: (root, sweep dir, completed process)."""
+def run_sweep(root, mlflow_db_template, sweep_args: list[str]):
+    """Run a prune_bits multirun rooted in `root`: (sweep dir, completed process)."""
     import shutil
 
-    root = tmp_path_factory.mktemp("sweep-root")
     shutil.copyfile(mlflow_db_template, root / "mlflow.db")
     torch.manual_seed(0)
     model = build_from_config(LENET, DIGITS)
@@ -35,10 +33,15 @@ def swept(tmp_path_factory, mlflow_db_template):
     env = {**os.environ, "BITPRUNER_ROOT": str(root), "NUMBA_THREADING_LAYER": "workqueue"}
     env.pop("MLFLOW_TRACKING_URI", None)
     env.pop("BITPRUNER_PARENT_RUN_ID", None)
-    cmd = [sys.executable, "pipelines/prune_bits.py", "-m", *FAST, "trainer.accelerator=cpu,no_such_device",
-           f"hydra.sweep.dir={sweep_dir}"]
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    return root, sweep_dir, proc
+    cmd = [sys.executable, "pipelines/prune_bits.py", "-m", *FAST, *sweep_args, f"hydra.sweep.dir={sweep_dir}"]
+    return sweep_dir, subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory, mlflow_db_template):
+    """Run the sweep once: (root, sweep dir, completed process)."""
+    root = tmp_path_factory.mktemp("sweep-root")
+    return root, *run_sweep(root, mlflow_db_template, ["trainer.accelerator=cpu,no_such_device"])
 
 
 def test_sweep_nests_runs_and_records_the_failure(swept):
@@ -79,3 +82,18 @@ def test_sweep_summary_rows(swept):
     markdown = (sweep_dir / "sweep_summary.md").read_text()
     assert "1 of 2 jobs finished." in markdown and "| 1 | `trainer.accelerator=no_such_device` | FAILED |" in markdown
     assert (sweep_dir / "sweep_tradeoff.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_joblib_launcher_sweep(tmp_path, mlflow_db_template):
+    """Two worker processes (hydra-joblib-launcher): the jobs still nest under the parent and get summarised."""
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    sweep_dir, proc = run_sweep(tmp_path, mlflow_db_template, ["hydra/launcher=joblib_local", "seed=1,2"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = pd.read_csv(sweep_dir / "sweep_summary.csv")
+    assert list(table["overrides"]) == ["seed=1", "seed=2"] and list(table["status"]) == ["FINISHED"] * 2
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("bitpruner").experiment_id
+    parent = client.search_runs([experiment], "tags.`bitpruner.kind` = 'sweep'")[0]
+    children = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert sorted(r.info.run_id for r in children) == sorted(table["run_id"])
