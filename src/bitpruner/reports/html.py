@@ -23,7 +23,9 @@ figcaption { font-size: 0.85em; color: #555; }
 
 
 def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    import numbers
+
+    return isinstance(value, numbers.Number) and not isinstance(value, bool)
 
 
 def html_table(table: pd.DataFrame, css_class: str = "") -> str:

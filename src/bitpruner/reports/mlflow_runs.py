@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,15 +99,16 @@ def run_reports(client, runs: list) -> list[RunReport]:
 
 
 def format_cell(value, column: str = "") -> str:
-    """A number as a reader wants it: fractions of sparsity in %, speedups with x, big counts with commas."""
+    """A number as a reader wants it: fractions of sparsity in %, speedups with x, counts with commas."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Number):
         return str(value)
+    value = value.item() if hasattr(value, "item") else value  # numpy scalars from CSV columns
     if "sparsity" in column:
         return f"{100 * value:.2f}%"
     if "speedup" in column:
         return f"{value:.2f}x"
-    if isinstance(value, int) or float(value).is_integer():
-        return f"{int(value):,}" if abs(value) >= 10_000 else str(int(value))
-    return f"{value:.4g}"
+    if isinstance(value, int) or (float(value).is_integer() and abs(value) >= 1000):
+        return f"{int(value):,}"
+    return f"{value:.2f}" if abs(value) >= 1 else f"{value:.4g}"
