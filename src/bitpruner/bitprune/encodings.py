@@ -5,7 +5,7 @@ essential bits are popcount(mask) and a bit-column engine's cycles are popcount(
 
 - binary:       |q| itself (sign-magnitude).
 - booth:        the non-zero digits of the minimal signed-digit (NAF) form of |q|.
-- dnnsim_booth: DNNsim's "booth-like" recoding, bit for bit as simulator.md states it.
+- dnnsim_booth: DNNsim's "booth-like" recoding (`bitpruner.sim.booth`, the simulator's table).
 """
 
 from __future__ import annotations
@@ -19,44 +19,18 @@ os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
 import numba  # noqa: E402
 
 from bitpruner.errors import ConfigError  # noqa: E402
+from bitpruner.sim.booth import BOOTH_LIMIT, BOOTH_TABLE_SIZE, booth_table  # noqa: E402
 
 ENCODINGS = ("binary", "booth", "dnnsim_booth")
-DNNSIM_TABLE_SIZE = 32768  # DNNsim recodes 15-bit magnitudes
-DNNSIM_BOOTH_LIMIT = 28672  # |v| >= this overflows DNNsim's table (it hangs there), so we reject it
-DNNSIM_SCAN_STEPS = 16
-DNNSIM_RESULT_MASK = 0xFFFF  # the recoded value is a uint16
+# DNNsim recodes 15-bit magnitudes; |v| >= DNNSIM_BOOTH_LIMIT overflows its table (it hangs there), so we reject it.
+DNNSIM_TABLE_SIZE = BOOTH_TABLE_SIZE
+DNNSIM_BOOTH_LIMIT = BOOTH_LIMIT
 
 
 def check_encoding(encoding: str) -> str:
     if encoding not in ENCODINGS:
         raise ConfigError(f"encoding={encoding!r}: expected one of {', '.join(ENCODINGS)}")
     return encoding
-
-
-@numba.njit(cache=True)
-def dnnsim_booth_recode(n: int) -> int:
-    """DNNsim's recoding of magnitude n: scan the 18-bit string of n << 2, three characters at a time."""
-    s = n << 2
-    out = 0
-    run = False
-    for i in range(DNNSIM_SCAN_STEPS):
-        # Characters i, i+1, i+2 of the 18-character string are bits 17-i, 16-i, 15-i.
-        w = (s >> (15 - i)) & 7
-        out <<= 1
-        if w == 2 or w == 3:
-            if run:
-                out |= 1
-        elif w == 4:
-            out |= 1
-            run = False
-        elif w == 5 or w == 6:
-            if not run:
-                out |= 1
-        elif w == 7:
-            if not run:
-                out |= 2
-                run = True
-    return out & DNNSIM_RESULT_MASK
 
 
 @numba.njit(cache=True)
@@ -75,21 +49,21 @@ def naf_mask(n: int) -> int:
 
 
 @numba.njit(cache=True)
-def _fill_table(kind: int, size: int) -> np.ndarray:
+def _naf_table(size: int) -> np.ndarray:
     out = np.empty(size, dtype=np.uint32)
     for n in range(size):
-        if kind == 0:
-            out[n] = n
-        elif kind == 1:
-            out[n] = naf_mask(n)
-        else:
-            out[n] = dnnsim_booth_recode(n)
+        out[n] = naf_mask(n)
     return out
 
 
 @cache
 def _full_table(encoding: str) -> np.ndarray:
-    table = _fill_table(ENCODINGS.index(encoding), DNNSIM_TABLE_SIZE)
+    if encoding == "binary":
+        table = np.arange(DNNSIM_TABLE_SIZE, dtype=np.uint32)
+    elif encoding == "booth":
+        table = _naf_table(DNNSIM_TABLE_SIZE)
+    else:  # the simulator's own table: one implementation of DNNsim's scan
+        table = booth_table().astype(np.uint32)
     table.setflags(write=False)
     return table
 
