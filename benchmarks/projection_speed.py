@@ -12,7 +12,7 @@ import time
 import numba
 import torch
 
-from bitpruner.bitprune.projections import group_budget, group_columns, per_weight
+from bitpruner.prune_bits.projections import group_budget, group_columns, per_weight
 
 TARGET_S = {"per_weight": 1.0, "group_columns": 5.0}
 

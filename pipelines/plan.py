@@ -14,7 +14,7 @@ def main(cfg: DictConfig) -> float:
     from bitpruner.plan.stage import plan
 
     metrics = run_stage(plan, to_container(cfg))
-    return metrics["predicted_speedup"]  # the value a Hydra sweeper optimises
+    return metrics["predicted_speedup"]  # the value a Hydra sweeper optimizes
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ from bitpruner.errors import BitprunerError
 # module path -> registered lazily; a module that does not exist yet is skipped.
 SUBCOMMAND_MODULES = (
     "bitpruner.sim.cli",
-    "bitpruner.pruning.cli",
-    "bitpruner.bitprune.cli",
+    "bitpruner.prune_weights.cli",
+    "bitpruner.prune_bits.cli",
     "bitpruner.reports.cli",
     "bitpruner.plan.cli",
 )

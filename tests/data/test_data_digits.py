@@ -62,7 +62,7 @@ def test_trainer_fits_and_tests_with_the_datamodule(tmp_path):
     )
     trainer.fit(model, datamodule=dm)
     accuracy = trainer.test(model, datamodule=dm, verbose=False)[0]["acc"]
-    assert accuracy > 0.85  # a linear model reaches ~0.95 on normalised digits
+    assert accuracy > 0.85  # a linear model reaches ~0.95 on normalized digits
 
 
 def test_checkpoint_with_datamodule_hparams_loads_weights_only(tmp_path, mnist_idx_dir):

@@ -28,7 +28,7 @@ def test_csv_layout_is_784_pixels_then_label():
     images, labels = mnist5k_module.read_mnist5k_csv(mnist5k_module.default_csv_path())
     assert images.shape == (5000, 1, 28, 28) and images.dtype == np.uint8
     assert np.array_equal(np.bincount(labels), [500] * 10)
-    # Digits are centred with blank top rows: a label column read as a pixel would shift every row.
+    # Digits are centerd with blank top rows: a label column read as a pixel would shift every row.
     assert images[:, 0, 0, :].max() == 0
     assert images[:, 0, 8:20, 8:20].mean() > 10 * images[:, 0, :, :4].mean()
 

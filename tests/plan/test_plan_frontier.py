@@ -74,11 +74,11 @@ def test_chosen_plans_are_optimal_and_meet_their_constraint(seed):
     options = random_instance(rng, layers=4)
     frontier = pareto_frontier(options, RES)
     every = brute_force(options)
-    slack = len(options) * RES  # ceil discretisation over-estimates a plan's drop by < RES per layer
+    slack = len(options) * RES  # ceil discretization over-estimates a plan's drop by < RES per layer
     for max_drop in (0.0, 0.3, 1.0, 2.5):
         plan = min_cycles_plan(frontier, max_drop)
         assert plan.drop <= max_drop + 1e-9
-        # Never worse than the exact optimum of the discretised problem, never better than the true optimum.
+        # Never worse than the exact optimum of the discretized problem, never better than the true optimum.
         assert plan.cycles <= min(p.cycles for p in every if p.units * RES <= max_drop + 1e-9)
         assert plan.cycles >= min(p.cycles for p in every if p.drop <= max_drop + 1e-9)
         if max_drop > slack:
@@ -104,9 +104,9 @@ def test_negative_drops_count_as_zero_and_units_round_up():
 def test_infeasible_constraints_are_clear_errors():
     options = {"a": [Option(1, 0.5, 10), Option(2, 0.2, 20)]}
     frontier = pareto_frontier(options, RES)
-    with pytest.raises(ConfigError, match=r"planner.max_drop=0.1: infeasible, the smallest predicted drop .* 0.2"):
+    with pytest.raises(ConfigError, match=r"plan.max_drop=0.1: infeasible, the smallest predicted drop .* 0.2"):
         min_cycles_plan(frontier, 0.1)
     with pytest.raises(ConfigError, match="infeasible, the cheapest plan takes 10 cycles"):
         min_drop_plan(frontier, 5)
-    with pytest.raises(ConfigError, match="planner.resolution"):
+    with pytest.raises(ConfigError, match="plan.resolution"):
         dp_frontier(options, 0)

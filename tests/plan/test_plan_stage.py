@@ -9,7 +9,7 @@ import torch
 import yaml
 from mlflow.tracking import MlflowClient
 
-from bitpruner.bitprune.config import BitPruneConfig
+from bitpruner.prune_bits.config import BitPruneConfig
 from bitpruner.errors import ConfigError
 from bitpruner.models.checkpoint import build_from_config, load_model_checkpoint, save_model_checkpoint
 from bitpruner.models.layers import prunable_layers
@@ -18,7 +18,7 @@ from bitpruner.plan import stage as plan_stage
 LENET = {"_target_": "bitpruner.models.LeNet5", "name": "lenet5", "channels": [6, 16], "hidden": [32, 24]}
 DIGITS = {"in_channels": 1, "image_size": [8, 8], "num_classes": 10}
 CONF = Path(__file__).resolve().parents[2] / "conf"
-FAST = ["data=digits", "calibration.batches=1", "planner.candidates=[1,2,7]"]
+FAST = ["data=digits", "calibration.batches=1", "plan.candidates=[1,2,7]"]
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def rooted(input_ckpt, tmp_path):
 
 
 def test_plan_stage_outputs(rooted, compose, tmp_path):
-    cfg = compose("plan", [*FAST, "planner.max_drop=1.0", "samples=2"])
+    cfg = compose("plan", [*FAST, "plan.max_drop=1.0", "samples=2"])
     metrics = plan_stage.plan(cfg)
     out = tmp_path / "outputs" / "plan"
     assert json.loads((out / "metrics.json").read_text()) == metrics
@@ -112,20 +112,20 @@ def test_plan_stage_outputs(rooted, compose, tmp_path):
 
 
 def test_min_drop_objective_and_errors(rooted, compose):
-    cfg = compose("plan", ["data=digits", "calibration.batches=1", "logger=none", "planner.candidates=[1,7]",
-                           "planner.modes=[per_weight]", "planner.mode=per_weight", "planner.objective=min_drop",
-                           "planner.min_speedup=2"])
+    cfg = compose("plan", ["data=digits", "calibration.batches=1", "logger=none", "plan.candidates=[1,7]",
+                           "plan.modes=[per_weight]", "plan.mode=per_weight", "plan.objective=min_drop",
+                           "plan.min_speedup=2"])
     metrics = plan_stage.plan(cfg)
     assert metrics["predicted_speedup"] >= 2 and metrics["mode"] == "per_weight"
 
     with pytest.raises(ConfigError, match="infeasible, the cheapest plan takes"):
-        plan_stage.plan(compose("plan", [*FAST, "logger=none", "planner.objective=min_drop",
-                                         "planner.max_cycles=1"]))
+        plan_stage.plan(compose("plan", [*FAST, "logger=none", "plan.objective=min_drop",
+                                         "plan.max_cycles=1"]))
     for override, fragment in [
-        ("planner.candidates=[1,8]", r"k=\[8\] exceed 7"),
-        ("planner.mode=group_budget", "planner.mode='group_budget'"),
-        ("planner.objective=min_drop", "exactly one of min_speedup and max_cycles"),
-        ("+planner.bogus=1", "unknown key"),
+        ("plan.candidates=[1,8]", r"k=\[8\] exceed 7"),
+        ("plan.mode=group_budget", "plan.mode='group_budget'"),
+        ("plan.objective=min_drop", "exactly one of min_speedup and max_cycles"),
+        ("+plan.bogus=1", "unknown key"),
         ("input_ckpt=/nonexistent.ckpt", "nonexistent"),
     ]:
         with pytest.raises((ConfigError, FileNotFoundError), match=fragment):

@@ -27,7 +27,7 @@ def test_round_trip_within_half_a_step(bits):
     assert qw.q.dtype == torch.int32
     assert int(qw.q.abs().max()) == qmax(bits)  # the largest weight lands exactly on qmax
     assert torch.all((dequantize(qw) - w).abs() <= qw.scale / 2 + 1e-6)
-    # integers survive a second quantisation unchanged
+    # integers survive a second quantization unchanged
     assert torch.equal(quantize_weight(dequantize(qw), {"bits": bits}).q, qw.q)
 
 

@@ -1,4 +1,4 @@
-"""Model-level fixed point: export, fake-quant on/off (with other parametrisations), activation calibration."""
+"""Model-level fixed point: export, fake-quant on/off (with other parametrizations), activation calibration."""
 
 import pytest
 import torch
@@ -82,8 +82,8 @@ def test_activation_calibration_signedness_and_fake_quant_hooks():
     assert int(q.abs().max()) <= 127 and q.dtype == torch.int32
     plain = net(x)
     fake_quant_model(net, {"bits": 8}, act_quant=aq)
-    quantised = net(x)
-    assert not torch.equal(plain, quantised) and torch.allclose(plain, quantised, atol=0.05)
+    quantized = net(x)
+    assert not torch.equal(plain, quantized) and torch.allclose(plain, quantized, atol=0.05)
     remove_fake_quant(net)
     assert torch.equal(net(x), plain)
     with pytest.raises(DataError, match="no batches"):

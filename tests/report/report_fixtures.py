@@ -41,7 +41,7 @@ def populate(db: Path, work: Path) -> dict[str, str]:
     client.log_param(sim.info.run_id, "headline", "bit-pruned")
 
     summary = work / "sweep_summary.csv"
-    pd.DataFrame({"job": [0, 1], "overrides": ["bitprune.k=1", "bitprune.k=2"], "status": ["FINISHED", "FAILED"],
+    pd.DataFrame({"job": [0, 1], "overrides": ["prune_bits.k=1", "prune_bits.k=2"], "status": ["FINISHED", "FAILED"],
                   "test_acc": [95.5, None], "bit_sparsity": [0.75, None]}).to_csv(summary, index=False)
     client.log_artifact(sweep.info.run_id, str(summary))
     client.log_artifact(sweep.info.run_id, str(_png(work / "sweep_tradeoff.png", "frontier")))

@@ -1,6 +1,6 @@
 """Cycle counts that DNNsim itself printed for a fixed two-layer trace (regression against the reference).
 
-Numbers from DNNsim (isakedo/DNNsim 4748a60, WindowFirstOutS, task Cycles, quantised traces, fast mode).
+Numbers from DNNsim (isakedo/DNNsim 4748a60, WindowFirstOutS, task Cycles, quantized traces, fast mode).
 BitTacticalE/P on fc are left out: DNNsim reads the promoted activations from the wrong column there.
 """
 

@@ -130,9 +130,9 @@ def test_dense_rows_unchanged():
 
 
 def test_padded_lanes_read_activation_zero_zero_only_at_row_zero():
-    # C=3 in 16 lanes: DNNsim initialises lanes 3..15 to the tuple (0, 0).
+    # C=3 in 16 lanes: DNNsim initializes lanes 3..15 to the tuple (0, 0).
     w = np.zeros((1, 2, L16), np.int64)
-    w[:, 0, :3] = 1  # row 1 all zero: nothing to promote, so the tuples stay as initialised
+    w[:, 0, :3] = 1  # row 1 all zero: nothing to promote, so the tuples stay as initialized
     sch = schedule_layer(w, 1, 2, 5, n_channels=3)
     assert sch.act_row[0, 0, 0, 3:].tolist() == [0] * 13 and sch.act_lane[0, 0, 0, 3:].tolist() == [0] * 13
     assert sch.act_row[0, 0, 1, 3:].tolist() == [-1] * 13  # tuple row 0 is before row 1: skipped

@@ -133,7 +133,7 @@ def test_stored_integer_weights_are_used_exactly():
         stored = payload["meta"]["int_weights"][layer.name]["q"].numpy()
         expect = np.swapaxes(stored, 2, 3) if stored.ndim == 4 else stored
         assert np.array_equal(layer.weights, expect)
-        # one essential bit each: re-quantising would have stretched max|q| to 127 instead
+        # one essential bit each: re-quantizing would have stretched max|q| to 127 instead
         assert set(np.unique(np.abs(layer.weights))) <= {0, 1, 2, 4, 8, 16, 32, 64}
     assert trace.model == "lenet5"
 

@@ -13,7 +13,7 @@ from simulate_helpers import write_three_checkpoints
 from bitpruner.errors import ConfigError
 from bitpruner.sim.dnnsim_io import load_dnnsim
 from bitpruner.sim.engine import simulate_layer
-from bitpruner.sim.stage import simulate
+from bitpruner.simulate.stage import simulate
 from bitpruner.sim.traces import NetworkTrace
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf"

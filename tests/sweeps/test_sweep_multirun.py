@@ -16,8 +16,8 @@ LENET = {"_target_": "bitpruner.models.LeNet5", "name": "lenet5", "channels": [6
 DIGITS = {"in_channels": 1, "image_size": [8, 8], "num_classes": 10}
 # One batch a step, schedule 3 -> target; job 1 asks Lightning for a device that does not exist.
 FAST = ["data=digits", "data.batch_size=128", "+trainer.limit_train_batches=1", "+trainer.limit_val_batches=1",
-        "+trainer.limit_test_batches=1", "trainer.max_epochs=2", "bitprune.start_k=3", "bitprune.epochs_per_step=1",
-        "bitprune.k=2", "bitprune.first_layer_k=2", "bitprune.last_layer_k=2", "baseline_ckpt=null", "resume=false"]
+        "+trainer.limit_test_batches=1", "trainer.max_epochs=2", "prune_bits.start_k=3", "prune_bits.epochs_per_step=1",
+        "prune_bits.k=2", "prune_bits.first_layer_k=2", "prune_bits.last_layer_k=2", "baseline_ckpt=null", "resume=false"]
 
 
 def run_sweep(root, mlflow_db_template, sweep_args: list[str]):
@@ -86,7 +86,7 @@ def test_sweep_summary_rows(swept):
 
 @pytest.mark.slow
 def test_joblib_launcher_sweep(tmp_path, mlflow_db_template):
-    """Two worker processes (hydra-joblib-launcher): the jobs still nest under the parent and get summarised."""
+    """Two worker processes (hydra-joblib-launcher): the jobs still nest under the parent and get summarized."""
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     sweep_dir, proc = run_sweep(tmp_path, mlflow_db_template, ["hydra/launcher=joblib_local", "seed=1,2"])
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -44,18 +44,18 @@ def test_pareto_mask_matches_brute_force():
 
 
 def test_summary_table_markdown_and_plot(tmp_path):
-    rows = [{"job": 0, "overrides": "bitprune.k=1", "status": "FINISHED", "run_id": "a", "test_acc": 90.0,
+    rows = [{"job": 0, "overrides": "prune_bits.k=1", "status": "FINISHED", "run_id": "a", "test_acc": 90.0,
              "bit_sparsity": 0.8, "column_speedup_vs_input": 2.0},
-            {"job": 1, "overrides": "bitprune.k=2", "status": "FINISHED", "run_id": "b", "test_acc": 95.0,
+            {"job": 1, "overrides": "prune_bits.k=2", "status": "FINISHED", "run_id": "b", "test_acc": 95.0,
              "bit_sparsity": 0.6, "column_speedup_vs_input": 1.4},
-            {"job": 2, "overrides": "bitprune.k=3", "status": "FAILED", "run_id": "c", "error": "ValueError: x"}]
+            {"job": 2, "overrides": "prune_bits.k=3", "status": "FAILED", "run_id": "c", "error": "ValueError: x"}]
     table = summary_table(rows)
     assert list(table.columns) == ["job", "overrides", "status", "run_id", "test_acc", "bit_sparsity",
                                    "column_speedup_vs_input", "error"]
     assert math.isnan(table.loc[2, "test_acc"])
     md = summary_markdown(table, "Sweep", ["data=digits"])
     assert "2 of 3 jobs finished. Every job: `data=digits`." in md
-    assert "| 0 | `bitprune.k=1` | FINISHED | 90.00 | 80.00% | 2.00x | – |" in md
+    assert "| 0 | `prune_bits.k=1` | FINISHED | 90.00 | 80.00% | 2.00x | – |" in md
     assert "run_id" not in md
     png = plot_tradeoff(table, tmp_path / "t.png", "Sweep")
     assert png.stat().st_size > 1000

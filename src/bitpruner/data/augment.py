@@ -1,4 +1,4 @@
-"""Light train-time augmentation on normalised [C, H, W] tensors (no torchvision needed)."""
+"""Light train-time augmentation on normalized [C, H, W] tensors (no torchvision needed)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 
 class CropFlip:
-    """Random crop after zero padding (zero = the mean colour after normalisation) and a random
+    """Random crop after zero padding (zero = the mean color after normalization) and a random
     horizontal flip, the standard CIFAR recipe. Draws from torch's global RNG, which Lightning's
     `seed_everything(workers=True)` and the DataLoader's worker seeding make reproducible."""
 

@@ -144,7 +144,7 @@ class BaseDataModule(L.LightningDataModule):
 
     def calibration_batches(self, num_batches: int, batch_size: int | None = None) -> list[torch.Tensor]:
         """The first `num_batches` input batches of the train split in file order, without augmentation:
-        the same images on every call, for quantisation calibration and trace capture."""
+        the same images on every call, for quantization calibration and trace capture."""
         loader = self._loader(self.calibration_dataset(), shuffle=False, batch_size=batch_size, num_workers=0)
         batches: list[torch.Tensor] = []
         for images, _ in loader:
@@ -171,7 +171,7 @@ class Splits:
 
 
 class ArrayDataset(Dataset):
-    """Samples `(float32 [C, H, W] normalised, int64 label)`; normalised per item to keep raw arrays small."""
+    """Samples `(float32 [C, H, W] normalized, int64 label)`; normalized per item to keep raw arrays small."""
 
     def __init__(
         self, images: np.ndarray, labels: np.ndarray, mean: torch.Tensor, std: torch.Tensor, augment=None
@@ -210,7 +210,7 @@ def channel_stats(images: np.ndarray, chunk: int = 4096) -> tuple[torch.Tensor, 
 
 
 class ArrayDataModule(BaseDataModule):
-    """Splits held in memory; images normalised with the train split's per-channel mean and std.
+    """Splits held in memory; images normalized with the train split's per-channel mean and std.
 
     Metadata (`num_classes`, `in_channels`, `image_size`, `class_names`, `mean`, `std`) loads the data on
     first access, so a model can be sized before `trainer.fit` calls `setup`.
@@ -229,7 +229,7 @@ class ArrayDataModule(BaseDataModule):
         raise NotImplementedError
 
     def _train_augmentation(self):
-        """A callable applied to each normalised train image, or None (the default: no augmentation)."""
+        """A callable applied to each normalized train image, or None (the default: no augmentation)."""
         return None
 
     def _ensure_loaded(self) -> Splits:

@@ -11,10 +11,10 @@ from bitpruner.data.base import SPLIT_NAMES, BaseDataModule
 from bitpruner.data.files import require_dir
 from bitpruner.errors import DataError
 
-# ImageNet statistics (RGB, on [0, 1] pixels): the fixed normalisation torchvision's weights expect.
+# ImageNet statistics (RGB, on [0, 1] pixels): the fixed normalization torchvision's weights expect.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-# Evaluation resizes the short side to image_size / 0.875 (256 for 224) before the centre crop.
+# Evaluation resizes the short side to image_size / 0.875 (256 for 224) before the center crop.
 CENTER_CROP_FRACTION = 0.875
 MISSING_TORCHVISION = "imagefolder needs torchvision: pip install 'bitpruner[vision]'"
 
@@ -40,7 +40,7 @@ def class_folders(folder: Path) -> list[str]:
 class ImageFolderDataModule(BaseDataModule):
     """`data_dir/train` and `data_dir/val` of class folders; the test split is `data_dir/test` when it
     exists, else `val` (the ImageNet convention). Train: random resized crop + flip; val/test: resize
-    and centre crop to `image_size`; both normalised with ImageNet's fixed mean and std."""
+    and center crop to `image_size`; both normalized with ImageNet's fixed mean and std."""
 
     name = "imagefolder"
 

@@ -1,4 +1,4 @@
-"""Stable names for the layers that later stages prune, quantise and simulate."""
+"""Stable names for the layers that later stages prune, quantize and simulate."""
 
 from __future__ import annotations
 

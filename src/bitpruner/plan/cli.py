@@ -30,10 +30,10 @@ def register(subparsers) -> None:
                         help="the projection the plan is for (both are measured)")
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument("--max-drop", type=float, default=None,
-                        help="minimise cycles with predicted val-accuracy drop <= this (points; default 0.5)")
+                        help="minimize cycles with predicted val-accuracy drop <= this (points; default 0.5)")
     budget.add_argument("--min-speedup", type=float, default=None,
-                        help="minimise the drop with cycles <= unpruned cycles / this")
-    budget.add_argument("--max-cycles", type=int, default=None, help="minimise the drop with cycles <= this")
+                        help="minimize the drop with cycles <= unpruned cycles / this")
+    budget.add_argument("--max-cycles", type=int, default=None, help="minimize the drop with cycles <= this")
     parser.add_argument("--drop-metric", choices=("acc", "loss"), default="acc")
     parser.add_argument("--resolution", type=float, default=0.01, help="drop grid of the DP (default 0.01)")
     parser.add_argument("--samples", type=int, default=1, help="test images traced and simulated (default 1)")
@@ -80,16 +80,16 @@ def build_config(args: argparse.Namespace) -> dict:
     stage_cfg = yaml.safe_load(config.read_text()) or {}
     if "data" not in stage_cfg:
         raise ConfigError(f"{config}: no `data` node (expected a stage config.yaml)")
-    planner = {"candidates": parse_candidates(args.candidates), "mode": args.mode,
+    plan_cfg = {"candidates": parse_candidates(args.candidates), "mode": args.mode,
                "drop_metric": args.drop_metric, "resolution": args.resolution}
     if args.min_speedup is not None or args.max_cycles is not None:
-        planner.update(objective="min_drop", min_speedup=args.min_speedup, max_cycles=args.max_cycles)
+        plan_cfg.update(objective="min_drop", min_speedup=args.min_speedup, max_cycles=args.max_cycles)
     elif args.max_drop is not None:
-        planner["max_drop"] = args.max_drop
+        plan_cfg["max_drop"] = args.max_drop
     out = Path(args.out)
     return {
         "stage": "plan", "seed": stage_cfg.get("seed", 0), "input_ckpt": str(args.model), "data": stage_cfg["data"],
-        "quant": stage_cfg.get("quant") or {"bits": 8}, "planner": planner, "samples": args.samples,
+        "quant": stage_cfg.get("quant") or {"bits": 8}, "plan": plan_cfg, "samples": args.samples,
         "accelerator": yaml.safe_load(find_accelerator(args.accelerator).read_text()),
         "bits": {"activations": ACT_BITS}, "calibration": {"batches": CALIBRATION_BATCHES, "batch_size": None},
         "paths": {"output_dir": str(out), "root_dir": str(out)}, "logger": {"mlflow": None},
@@ -101,5 +101,5 @@ def run(args: argparse.Namespace) -> int:
 
     os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
     plan(build_config(args))
-    print(f"wrote {Path(args.out) / 'plan.yaml'} (use it with bitprune.plan_file=...) and the frontier beside it")
+    print(f"wrote {Path(args.out) / 'plan.yaml'} (use it with prune_bits.plan_file=...) and the frontier beside it")
     return 0

@@ -1,4 +1,4 @@
-"""The `planner` config node as a typed dataclass, checked before any work."""
+"""The `plan` config node as a typed dataclass, checked before any work."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from bitpruner.bitprune.encodings import ENCODINGS
+from bitpruner.prune_bits.encodings import ENCODINGS
 from bitpruner.errors import ConfigError
 
 PLAN_MODES = ("per_weight", "group_columns")
 OBJECTIVES = ("min_cycles", "min_drop")
 DROP_METRICS = ("acc", "loss")
-WHERE = "planner"
+WHERE = "plan"
 
 
 def _is_int(v: Any) -> bool:
@@ -24,7 +24,7 @@ def _is_pos(v: Any) -> bool:
 
 
 @dataclass(frozen=True)
-class PlannerConfig:
+class PlanConfig:
     """What to measure (candidates x modes) and how to choose (objective + its bound)."""
 
     candidates: tuple[int, ...] = (1, 2, 3, 4, 7)
@@ -47,7 +47,7 @@ class PlannerConfig:
         if not self.modes or bad:
             raise ConfigError(f"{WHERE}.modes={list(self.modes)!r}: expected a non-empty subset of {', '.join(PLAN_MODES)}")
         if self.mode not in self.modes:
-            raise ConfigError(f"{WHERE}.mode={self.mode!r}: expected one of planner.modes {list(self.modes)}")
+            raise ConfigError(f"{WHERE}.mode={self.mode!r}: expected one of plan.modes {list(self.modes)}")
         if self.objective not in OBJECTIVES:
             raise ConfigError(f"{WHERE}.objective={self.objective!r}: expected one of {', '.join(OBJECTIVES)}")
         if self.drop_metric not in DROP_METRICS:
@@ -70,7 +70,7 @@ class PlannerConfig:
                 raise ConfigError(f"{WHERE}.max_cycles={self.max_cycles!r}: expected an integer > 0")
 
     @classmethod
-    def from_mapping(cls, cfg: Mapping[str, Any]) -> PlannerConfig:
+    def from_mapping(cls, cfg: Mapping[str, Any]) -> PlanConfig:
         data = dict(cfg or {})
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)

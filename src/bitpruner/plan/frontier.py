@@ -2,10 +2,10 @@
 
 The predicted drop of a plan is the sum of its layers' drops, each clipped at 0 (a projection that
 happens to raise val accuracy on one layer is noise on a small split, and must not pay for another
-layer's real loss). Drops are discretised *upwards* (ceil) to multiples of `resolution`, so a plan
-whose discretised drop meets a bound also meets it with its true drop. A dynamic programme over the
-layers keeps, for every discretised total drop, the fewest cycles (exact on the discretised problem);
-the frontier is then re-filtered on the true (undiscretised) drops.
+layer's real loss). Drops are discretized *upwards* (ceil) to multiples of `resolution`, so a plan
+whose discretized drop meets a bound also meets it with its true drop. A dynamic programme over the
+layers keeps, for every discretized total drop, the fewest cycles (exact on the discretized problem);
+the frontier is then re-filtered on the true (undiscretized) drops.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class Option:
 
 @dataclass(frozen=True)
 class Plan:
-    """One k per layer (in layer order), its predicted total drop (clipped sum), discretised units, cycles."""
+    """One k per layer (in layer order), its predicted total drop (clipped sum), discretized units, cycles."""
 
     ks: dict[str, int]
     drop: float
@@ -51,7 +51,7 @@ def _check(options: Mapping[str, Sequence[Option]], resolution: float) -> None:
     if not options:
         raise ConfigError("plan: no layers to plan")
     if not (isinstance(resolution, (int, float)) and resolution > 0):
-        raise ConfigError(f"planner.resolution={resolution!r}: expected a number > 0")
+        raise ConfigError(f"plan.resolution={resolution!r}: expected a number > 0")
     for name, opts in options.items():
         if not opts:
             raise ConfigError(f"plan: layer {name!r} has no candidate k")
@@ -67,9 +67,9 @@ def plan_of(options: Mapping[str, Sequence[Option]], choice: Sequence[int], reso
 
 
 def dp_frontier(options: Mapping[str, Sequence[Option]], resolution: float) -> list[Plan]:
-    """Plans non-dominated in (discretised drop, cycles), by increasing drop; exact on the discretised problem.
+    """Plans non-dominated in (discretized drop, cycles), by increasing drop; exact on the discretized problem.
 
-    best[u] = fewest cycles of the layers so far at discretised drop u; one back-pointer array per layer.
+    best[u] = fewest cycles of the layers so far at discretized drop u; one back-pointer array per layer.
     Cost O(layers x options x total units) with numpy.
     """
     _check(options, resolution)
@@ -123,8 +123,8 @@ def min_cycles_plan(frontier: Sequence[Plan], max_drop: float) -> Plan:
     feasible = [p for p in frontier if p.drop <= max_drop + UNIT_EPS]
     if not feasible:
         least = min(p.drop for p in frontier)
-        raise ConfigError(f"planner.max_drop={max_drop}: infeasible, the smallest predicted drop of any plan is "
-                          f"{least:.4g} (add k = bits - 1, i.e. no pruning, to planner.candidates or raise max_drop)")
+        raise ConfigError(f"plan.max_drop={max_drop}: infeasible, the smallest predicted drop of any plan is "
+                          f"{least:.4g} (add k = bits - 1, i.e. no pruning, to plan.candidates or raise max_drop)")
     return min(feasible, key=lambda p: (p.cycles, p.drop))
 
 
@@ -133,6 +133,6 @@ def min_drop_plan(frontier: Sequence[Plan], max_cycles: float) -> Plan:
     feasible = [p for p in frontier if p.cycles <= max_cycles]
     if not feasible:
         least = min(p.cycles for p in frontier)
-        raise ConfigError(f"planner cycle budget {max_cycles:.0f}: infeasible, the cheapest plan takes {least} "
-                          f"cycles (add a smaller k to planner.candidates or relax the budget)")
+        raise ConfigError(f"plan cycle budget {max_cycles:.0f}: infeasible, the cheapest plan takes {least} "
+                          f"cycles (add a smaller k to plan.candidates or relax the budget)")
     return min(feasible, key=lambda p: (p.drop, p.cycles))

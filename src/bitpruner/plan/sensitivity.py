@@ -1,9 +1,9 @@
 """Per-layer sensitivity to a bit projection: val accuracy and loss with ONLY that layer projected at k.
 
-The reference is the input model with every layer quantised to b bits (plain rounding, the quant
+The reference is the input model with every layer quantized to b bits (plain rounding, the quant
 config's scale); a probe replaces one layer by `scale * Proj_k(w)`, projected from the *float* weights
 exactly as the prune_bits stage does at its end (`project_int`), with no retraining. The loop itself is
-`bitpruner.pruning.sensitivity.layer_sensitivity` with the projection as its perturbation.
+`bitpruner.prune_weights.sensitivity.layer_sensitivity` with the projection as its perturbation.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from bitpruner.bitprune.projected_weight import project_int
+from bitpruner.prune_bits.projected_weight import project_int
 from bitpruner.models.layers import prunable_layers
-from bitpruner.pruning.sensitivity import layer_sensitivity
+from bitpruner.prune_weights.sensitivity import layer_sensitivity
 from bitpruner.quant.evaluate import quantized_model
 from bitpruner.quant.fixed_point import QuantConfig, broadcast_scale, qmax, weight_scale
 
@@ -36,7 +36,7 @@ def projected_int(mode: str, w: torch.Tensor, quant: QuantConfig, k: int, lanes:
 
 
 class _ProjectionProbe:
-    """The perturbation (project one layer of the quantised copy) and an evaluation that keeps acc and loss."""
+    """The perturbation (project one layer of the quantized copy) and an evaluation that keeps acc and loss."""
 
     def __init__(self, originals: dict[int, tuple[str, torch.Tensor]], mode: str, quant: QuantConfig,
                  lanes: int, encoding: str, evaluate: Callable[[nn.Module], dict]):

@@ -1,7 +1,7 @@
 """The `plan` stage: per-layer sensitivity and cycles for each candidate k, the Pareto frontier, the plan.
 
 Input: a trained (usually weight-pruned) checkpoint. Outputs in `outputs/plan/`:
-- `plan.yaml`: `layers: {name: k}` (what `bitprune.plan_file` reads) plus the mode, objective, predicted
+- `plan.yaml`: `layers: {name: k}` (what `prune_bits.plan_file` reads) plus the mode, objective, predicted
   drop and cycles, and the uniform-k plans for comparison;
 - `sensitivity.csv` (layer x mode x k: val acc/loss, drop, cycles), `frontier.csv` (every non-dominated
   plan of every mode), `frontier.png`, `metrics.json`, `config.yaml`.
@@ -16,7 +16,7 @@ import pandas as pd
 
 from bitpruner.config import is_int, require
 from bitpruner.errors import ConfigError
-from bitpruner.plan.config import PlannerConfig
+from bitpruner.plan.config import PlanConfig
 from bitpruner.plan.frontier import Option, Plan, min_cycles_plan, min_drop_plan, pareto_frontier, plan_of
 from bitpruner.quant.fixed_point import QuantConfig
 from bitpruner.sim.accelerators import Accelerator, accelerator_from_config
@@ -27,11 +27,11 @@ ARTIFACTS = ("plan.yaml", "sensitivity.csv", "frontier.csv", "frontier.png", "me
 DROP_COLUMN = {"acc": "drop", "loss": "loss_increase"}
 
 
-def validate(cfg: dict) -> tuple[PlannerConfig, QuantConfig, Accelerator]:
+def validate(cfg: dict) -> tuple[PlanConfig, QuantConfig, Accelerator]:
     """Every config check of the stage, before any work."""
-    planner = PlannerConfig.from_mapping(cfg.get("planner") or {})
+    plan_cfg = PlanConfig.from_mapping(cfg.get("plan") or {})
     quant = QuantConfig.from_any(cfg.get("quant"))
-    planner.check_bits(quant.bits)
+    plan_cfg.check_bits(quant.bits)
     accel = accelerator_from_config(cfg.get("accelerator"), "accelerator")
     require(cfg, "samples", lambda v: is_int(v) and v >= 1, "an integer >= 1")
     require(cfg, "bits.activations", lambda v: is_int(v) and 2 <= v <= 16, "an integer in [2, 16]")
@@ -40,10 +40,10 @@ def validate(cfg: dict) -> tuple[PlannerConfig, QuantConfig, Accelerator]:
     for kind, bits in (("bits.activations", cfg["bits"]["activations"]), ("quant.bits", quant.bits)):
         if bits > accel.params.pe_width:
             raise ConfigError(f"{kind}={bits} exceeds pe_width={accel.params.pe_width} of {accel.name}")
-    return planner, quant, accel
+    return plan_cfg, quant, accel
 
 
-def measure(model, datamodule, cfg: dict, planner: PlannerConfig, quant: QuantConfig,
+def measure(model, datamodule, cfg: dict, plan_cfg: PlanConfig, quant: QuantConfig,
             accel: Accelerator) -> pd.DataFrame:
     """sensitivity.csv: val acc/loss and cycles of every (layer, mode, k); k = bits - 1 always included."""
     from bitpruner.plan.cycles import projection_cycles
@@ -51,14 +51,14 @@ def measure(model, datamodule, cfg: dict, planner: PlannerConfig, quant: QuantCo
     from bitpruner.sim.capture import first_samples, quantise_model
     from bitpruner.training.evaluate import evaluate
 
-    levels = sorted(set(planner.candidates) | {quant.bits - 1})
-    val = list(datamodule.val_dataloader())  # materialised once: dozens of evaluations follow
-    sens = projection_sensitivity(model, lambda m: evaluate(m, val), levels, planner.modes, quant,
-                                  accel.params.lanes, planner.encoding)
+    levels = sorted(set(plan_cfg.candidates) | {quant.bits - 1})
+    val = list(datamodule.val_dataloader())  # materialized once: dozens of evaluations follow
+    sens = projection_sensitivity(model, lambda m: evaluate(m, val), levels, plan_cfg.modes, quant,
+                                  accel.params.lanes, plan_cfg.encoding)
     calib = datamodule.calibration_batches(cfg["calibration"]["batches"], cfg["calibration"].get("batch_size"))
     qmodel = quantise_model(model, calib, None, act_bits=cfg["bits"]["activations"], wgt_bits=quant.bits)
     trace = qmodel.capture(first_samples(datamodule.dataset("test"), cfg["samples"]))
-    cycles = projection_cycles(model, trace, levels, planner.modes, quant, accel, cfg["samples"], planner.encoding)
+    cycles = projection_cycles(model, trace, levels, plan_cfg.modes, quant, accel, cfg["samples"], plan_cfg.encoding)
     table = sens.merge(cycles, on=["layer", "mode", "k"], how="left", validate="one_to_one")
     unpruned = table[table["k"] == quant.bits - 1].set_index(["layer", "mode"])["cycles"]
     table["layer_speedup"] = [unpruned[(n, m)] / max(c, 1) for n, m, c in
@@ -84,11 +84,11 @@ def uniform_plans(options: dict[str, list[Option]], candidates, resolution: floa
     return {int(k): plan_of(options, [i] * len(options), resolution) for i, k in enumerate(candidates)}
 
 
-def choose(frontier: list[Plan], planner: PlannerConfig, unpruned_cycles: int) -> tuple[Plan, str]:
+def choose(frontier: list[Plan], plan_cfg: PlanConfig, unpruned_cycles: int) -> tuple[Plan, str]:
     """The plan the objective picks, and the constraint in words."""
-    if planner.objective == "min_cycles":
-        return min_cycles_plan(frontier, planner.max_drop), f"predicted drop <= {planner.max_drop}"
-    budget = planner.max_cycles if planner.max_cycles is not None else unpruned_cycles / planner.min_speedup
+    if plan_cfg.objective == "min_cycles":
+        return min_cycles_plan(frontier, plan_cfg.max_drop), f"predicted drop <= {plan_cfg.max_drop}"
+    budget = plan_cfg.max_cycles if plan_cfg.max_cycles is not None else unpruned_cycles / plan_cfg.min_speedup
     return min_drop_plan(frontier, budget), f"cycles <= {budget:.0f}"
 
 
@@ -142,15 +142,15 @@ def plot_frontier(path: Path, frontiers: dict[str, list[Plan]], uniform: dict[st
     return Path(path)
 
 
-def plan_document(chosen: Plan, planner: PlannerConfig, constraint: str, unpruned: int, accel: Accelerator,
+def plan_document(chosen: Plan, plan_cfg: PlanConfig, constraint: str, unpruned: int, accel: Accelerator,
                   uniform: dict[int, Plan], budget_k: int, reference: dict) -> dict:
     """Everything plan.yaml holds beside `layers` (plain types, for yaml.safe_dump)."""
     def figures(p: Plan) -> dict:
         return {"predicted_drop": round(p.drop, 6), "predicted_cycles": int(p.cycles),
                 "predicted_speedup": round(unpruned / max(p.cycles, 1), 4)}
 
-    return {"mode": planner.mode, "objective": planner.objective, "constraint": constraint,
-            "drop_metric": planner.drop_metric, "accelerator": accel.name, **figures(chosen),
+    return {"mode": plan_cfg.mode, "objective": plan_cfg.objective, "constraint": constraint,
+            "drop_metric": plan_cfg.drop_metric, "accelerator": accel.name, **figures(chosen),
             "unpruned_cycles": int(unpruned), "reference_val_acc": round(float(reference["val_acc"]), 4),
             "uniform": {int(k): figures(p) for k, p in uniform.items()},
             "same_budget_uniform_k": int(budget_k)}
@@ -158,13 +158,13 @@ def plan_document(chosen: Plan, planner: PlannerConfig, constraint: str, unprune
 
 def plan(cfg: dict) -> dict:
     """Run the stage on a resolved config; returns the metrics written to `metrics.json`."""
-    from bitpruner.bitprune.plan_file import write_plan_file
-    from bitpruner.pruning.stage import file_digest, load_input_model
+    from bitpruner.prune_bits.plan_file import write_plan_file
+    from bitpruner.prune_weights.stage import file_digest, load_input_model
     from bitpruner.tracking import stage_run
     from bitpruner.training.builders import build_datamodule
-    from bitpruner.training.stage import write_config
+    from bitpruner.train.stage import write_config
 
-    planner, quant, accel = validate(cfg)
+    plan_cfg, quant, accel = validate(cfg)
     start = time.perf_counter()
     out_dir = Path(cfg["paths"]["output_dir"])
     datamodule = build_datamodule(cfg)
@@ -173,26 +173,26 @@ def plan(cfg: dict) -> dict:
             "input_ckpt_sha": file_digest(Path(cfg["input_ckpt"]))}
     logger_cfg = (cfg.get("logger") or {}).get("mlflow")
     with stage_run(STAGE, cfg, logger_cfg, cfg["paths"]["root_dir"], tags=tags) as run:
-        table = measure(model, datamodule, cfg, planner, quant, accel)
-        unpruned = int(table[(table["k"] == quant.bits - 1) & (table["mode"] == planner.mode)]["cycles"].sum())
+        table = measure(model, datamodule, cfg, plan_cfg, quant, accel)
+        unpruned = int(table[(table["k"] == quant.bits - 1) & (table["mode"] == plan_cfg.mode)]["cycles"].sum())
         frontiers, uniform = {}, {}
-        for m in planner.modes:
-            options = layer_options(table, m, planner.candidates, planner.drop_metric)
-            frontiers[m] = pareto_frontier(options, planner.resolution)
-            uniform[m] = uniform_plans(options, planner.candidates, planner.resolution)
-        chosen, constraint = choose(frontiers[planner.mode], planner, unpruned)
-        budget_k, budget_plan = same_budget_uniform(uniform[planner.mode], chosen)
-        doc = plan_document(chosen, planner, constraint, unpruned, accel, uniform[planner.mode], budget_k,
+        for m in plan_cfg.modes:
+            options = layer_options(table, m, plan_cfg.candidates, plan_cfg.drop_metric)
+            frontiers[m] = pareto_frontier(options, plan_cfg.resolution)
+            uniform[m] = uniform_plans(options, plan_cfg.candidates, plan_cfg.resolution)
+        chosen, constraint = choose(frontiers[plan_cfg.mode], plan_cfg, unpruned)
+        budget_k, budget_plan = same_budget_uniform(uniform[plan_cfg.mode], chosen)
+        doc = plan_document(chosen, plan_cfg, constraint, unpruned, accel, uniform[plan_cfg.mode], budget_k,
                             table.attrs)
         write_plan_file(out_dir / "plan.yaml", chosen.ks, **doc)
         write_csv(out_dir / "sensitivity.csv", table)
-        write_csv(out_dir / "frontier.csv", frontier_table(frontiers, chosen, planner.mode, unpruned,
-                                                           planner.resolution))
-        drop_label = "accuracy drop (points)" if planner.drop_metric == "acc" else "val loss increase"
-        plot_frontier(out_dir / "frontier.png", frontiers, uniform, chosen, planner.mode, drop_label,
+        write_csv(out_dir / "frontier.csv", frontier_table(frontiers, chosen, plan_cfg.mode, unpruned,
+                                                           plan_cfg.resolution))
+        drop_label = "accuracy drop (points)" if plan_cfg.drop_metric == "acc" else "val loss increase"
+        plot_frontier(out_dir / "frontier.png", frontiers, uniform, chosen, plan_cfg.mode, drop_label,
                       f"{datamodule.name}, {accel.name}: chosen plan ({constraint}) vs uniform k")
         metrics = {
-            "mode": planner.mode, "objective": planner.objective, "constraint": constraint,
+            "mode": plan_cfg.mode, "objective": plan_cfg.objective, "constraint": constraint,
             "accelerator": accel.name, "k": dict(chosen.ks),
             "reference_val_acc": float(table.attrs["val_acc"]), "reference_val_loss": float(table.attrs["val_loss"]),
             "predicted_drop": chosen.drop, "predicted_cycles": int(chosen.cycles), "unpruned_cycles": unpruned,
@@ -200,13 +200,13 @@ def plan(cfg: dict) -> dict:
             "frontier_size": {m: len(f) for m, f in frontiers.items()},
             "same_budget_uniform_k": budget_k, "same_budget_uniform_drop": budget_plan.drop,
             "same_budget_uniform_cycles": int(budget_plan.cycles),
-            "uniform_drop": {str(k): p.drop for k, p in uniform[planner.mode].items()},
-            "uniform_cycles": {str(k): int(p.cycles) for k, p in uniform[planner.mode].items()},
+            "uniform_drop": {str(k): p.drop for k, p in uniform[plan_cfg.mode].items()},
+            "uniform_cycles": {str(k): int(p.cycles) for k, p in uniform[plan_cfg.mode].items()},
             "samples": cfg["samples"], "wall_time_s": round(time.perf_counter() - start, 2),
         }
         write_json(out_dir / "metrics.json", metrics)
         write_config(out_dir / "config.yaml", cfg)
-        print_summary(metrics, uniform[planner.mode], unpruned)
+        print_summary(metrics, uniform[plan_cfg.mode], unpruned)
         run.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
         run.log_metrics({f"k/{n}": k for n, k in chosen.ks.items()})
         for name in ARTIFACTS:

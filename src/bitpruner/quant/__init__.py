@@ -1,4 +1,4 @@
-"""Fixed point: symmetric weight quantisation, activation calibration and straight-through fake-quant."""
+"""Fixed point: symmetric weight quantization, activation calibration and straight-through fake-quant."""
 
 from bitpruner.quant.activations import ActivationQuant, calibrate_activations, quantize_activation
 from bitpruner.quant.fixed_point import (

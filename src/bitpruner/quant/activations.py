@@ -62,7 +62,7 @@ def calibrate_activations(
     max_batches: int | None = None,
     power_of_two: bool = False,
 ) -> dict[str, ActivationQuant]:
-    """Run `batches` through `model` (eval mode) and return each prunable layer's input quantiser."""
+    """Run `batches` through `model` (eval mode) and return each prunable layer's input quantizer."""
     check_bits(bits, "activation bits")
     if max_batches is not None and max_batches <= 0:
         raise ConfigError(f"max_batches={max_batches}: expected a positive number of calibration batches")

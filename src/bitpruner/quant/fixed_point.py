@@ -1,4 +1,4 @@
-"""Symmetric sign-magnitude fixed point for weights: scales, integer export and dequantisation."""
+"""Symmetric sign-magnitude fixed point for weights: scales, integer export and dequantization."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def qmax(bits: int) -> int:
 
 @dataclass(frozen=True)
 class QuantConfig:
-    """How weights are quantised: width, scale granularity ('layer' or 'channel'), power-of-two scale."""
+    """How weights are quantized: width, scale granularity ('layer' or 'channel'), power-of-two scale."""
 
     bits: int = 8
     scale: str = "layer"
@@ -92,7 +92,7 @@ def weight_scale(
         amax = w.abs().reshape(w.shape[0], -1).amax(dim=1)
     else:
         amax = w.abs().max()
-    # An all-zero layer/channel quantises to zeros under any scale; 1 keeps the division finite.
+    # An all-zero layer/channel quantizes to zeros under any scale; 1 keeps the division finite.
     scale = torch.where(amax > 0, amax / top, torch.ones_like(amax)).to(torch.float32)
     return _round_to_power_of_two(scale) if power_of_two else scale
 

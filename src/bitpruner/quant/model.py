@@ -25,7 +25,7 @@ def quantize_model_weights(
 ) -> dict[str, QuantizedWeight]:
     """Integer weights + scales of every prunable layer, by stable layer name.
 
-    Reads `layer.weight`, i.e. after any parametrisation (pruning masks, fake-quant) is applied.
+    Reads `layer.weight`, i.e. after any parametrization (pruning masks, fake-quant) is applied.
     """
     cfg = QuantConfig(bits=bits, scale="channel" if per_channel else "layer", power_of_two=power_of_two)
     return {name: quantize_weight(layer.weight, cfg) for name, layer in prunable_layers(model).items()}
@@ -36,30 +36,30 @@ def fake_quant_model(
     cfg: QuantConfig | Mapping[str, Any] | None = None,
     act_quant: Mapping[str, ActivationQuant] | None = None,
 ) -> nn.Module:
-    """Fake-quantise every prunable layer's weight (a parametrisation, STE gradient), in place.
+    """Fake-quantize every prunable layer's weight (a parametrization, STE gradient), in place.
 
-    With `act_quant` (from `calibrate_activations`), each layer's input is fake-quantised as well, which
+    With `act_quant` (from `calibrate_activations`), each layer's input is fake-quantized as well, which
     is what the simulator sees. Call `remove_fake_quant` to undo. Returns `model` for chaining.
     """
     cfg = QuantConfig.from_any(cfg)
     layers = prunable_layers(model)
     for name, layer in layers.items():
         if _has_fake_quant(layer):
-            raise ConfigError(f"fake_quant_model: layer {name!r} is already fake-quantised")
+            raise ConfigError(f"fake_quant_model: layer {name!r} is already fake-quantized")
         parametrize.register_parametrization(layer, "weight", FakeQuantWeight(cfg))
     if act_quant is not None:
         missing = set(layers) - set(act_quant)
         if missing:
             raise ConfigError(f"act_quant: no activation scale for layer(s) {sorted(missing)}")
         handles = [
-            layer.register_forward_pre_hook(_input_quantiser(act_quant[name]))
+            layer.register_forward_pre_hook(_input_quantizer(act_quant[name]))
             for name, layer in layers.items()
         ]
         setattr(model, _ACT_HOOKS_ATTR, handles)
     return model
 
 
-def _input_quantiser(aq: ActivationQuant):
+def _input_quantizer(aq: ActivationQuant):
     def hook(_module, inputs):
         return (fake_quant_activation(inputs[0], aq), *inputs[1:])
 
@@ -73,9 +73,9 @@ def _has_fake_quant(layer: nn.Module) -> bool:
 
 
 def remove_fake_quant(model: nn.Module, bake: bool = False) -> nn.Module:
-    """Remove what `fake_quant_model` added; other parametrisations (e.g. pruning masks) stay.
+    """Remove what `fake_quant_model` added; other parametrizations (e.g. pruning masks) stay.
 
-    `bake=True` writes the quantised values into the weight (only when fake-quant is the sole parametrisation);
+    `bake=True` writes the quantized values into the weight (only when fake-quant is the sole parametrization);
     otherwise the latent float weights are kept.
     """
     for name, layer in prunable_layers(model).items():
@@ -86,7 +86,7 @@ def remove_fake_quant(model: nn.Module, bake: bool = False) -> nn.Module:
             parametrize.remove_parametrizations(layer, "weight", leave_parametrized=bake)
             continue
         if bake:
-            raise ConfigError(f"remove_fake_quant(bake=True): layer {name} has other weight parametrisations")
+            raise ConfigError(f"remove_fake_quant(bake=True): layer {name} has other weight parametrizations")
         for i in reversed(range(len(plist))):
             if isinstance(plist[i], FakeQuantWeight):
                 del plist[i]

@@ -1,4 +1,4 @@
-"""Fake quantisation with a straight-through estimator: round in forward, identity in backward."""
+"""Fake quantization with a straight-through estimator: round in forward, identity in backward."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def fake_quant(
 
 
 class FakeQuantWeight(nn.Module):
-    """`torch.nn.utils.parametrize` parametrisation: the layer sees fake-quantised weights."""
+    """`torch.nn.utils.parametrize` parametrization: the layer sees fake-quantized weights."""
 
     def __init__(self, cfg: QuantConfig | Mapping[str, Any] | None = None) -> None:
         super().__init__()

@@ -14,7 +14,7 @@ _SCAN_STEPS = 16
 
 @lru_cache(maxsize=1)
 def booth_table() -> np.ndarray:
-    """int64 [32768]: recoded value of every 15-bit magnitude (vectorised form of the spec's scan)."""
+    """int64 [32768]: recoded value of every 15-bit magnitude (vectorized form of the spec's scan)."""
     n = np.arange(BOOTH_TABLE_SIZE, dtype=np.int64)
     padded = n << 2  # the 18-bit string of n << 2, most significant character first
     result = np.zeros_like(n)

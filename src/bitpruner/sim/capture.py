@@ -2,11 +2,11 @@
 
 Weights: symmetric narrow-range `wgt_bits` integers with a per-layer scale (`quantize_weight`), or, for a
 bit-pruned checkpoint, exactly the integers it stores in ``payload["meta"]["int_weights"]``
-(``{layer: {"q", "scale", "bits"}}``). Activations: each layer's input, quantised per layer to `act_bits`
+(``{layer: {"q", "scale", "bits"}}``). Activations: each layer's input, quantized per layer to `act_bits`
 (unsigned when every calibration input was >= 0, else signed; `calibrate_activations` on training batches).
 
-The captured network is the *quantised* one: a copy of the model whose weights are ``q * scale`` and whose
-layer inputs are fake-quantised, so layer l+1 sees what an integer accelerator computing layer l would
+The captured network is the *quantized* one: a copy of the model whose weights are ``q * scale`` and whose
+layer inputs are fake-quantized, so layer l+1 sees what an integer accelerator computing layer l would
 feed it, and ``conv(A_int, W_int) * s_a * s_w + bias`` is exactly the copy's layer output.
 """
 
@@ -101,8 +101,8 @@ def integer_weights(model: nn.Module, payload: Mapping | None = None, bits: int 
     return {name: _from_stored(name, layer, stored[name]) for name, layer in layers.items()}, f"meta.{INT_WEIGHTS_KEY}"
 
 
-class _InputQuantiser:
-    """Forward pre-hook: fake-quantise a layer's input and, while `record` is a list, keep its integers."""
+class _InputQuantizer:
+    """Forward pre-hook: fake-quantize a layer's input and, while `record` is a list, keep its integers."""
 
     def __init__(self, aq: ActivationQuant):
         self.aq = aq
@@ -117,7 +117,7 @@ class _InputQuantiser:
 
 @dataclass
 class QuantisedModel:
-    """A copy of a model with integer weights (``q * scale``) and fake-quantised layer inputs."""
+    """A copy of a model with integer weights (``q * scale``) and fake-quantized layer inputs."""
 
     model: nn.Module
     weights: dict[str, QuantizedWeight]
@@ -125,7 +125,7 @@ class QuantisedModel:
     weight_source: str
     name: str = "network"
     model_name: str | None = None
-    _hooks: dict[str, _InputQuantiser] = field(default_factory=dict, repr=False)
+    _hooks: dict[str, _InputQuantizer] = field(default_factory=dict, repr=False)
 
     @torch.no_grad()
     def capture(self, inputs: torch.Tensor) -> NetworkTrace:
@@ -171,7 +171,7 @@ def quantise_model(
     wgt_bits: int = 8,
     name: str = "network",
 ) -> QuantisedModel:
-    """Integer weights (stored or quantised), activation scales calibrated on `calibration` batches."""
+    """Integer weights (stored or quantized), activation scales calibrated on `calibration` batches."""
     layers = prunable_layers(model)
     if not layers:
         raise TraceError(f"network {name!r}: the model has no Conv2d/Linear layers to trace")
@@ -181,15 +181,15 @@ def quantise_model(
     qmodel = copy.deepcopy(model).eval()
     for lname, module in prunable_layers(qmodel).items():
         qw = weights[lname]
-        # Plain tensors: any parametrisation (masks, fake-quant) of the source model is baked away.
+        # Plain tensors: any parametrization (masks, fake-quant) of the source model is baked away.
         if parametrize.is_parametrized(module, "weight"):
             parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
         module.weight.copy_(qw.q.to(module.weight.dtype) * broadcast_scale(qw.scale, qw.q))
-    # Calibrate on the integer-weight model with float activations, then quantise the inputs.
+    # Calibrate on the integer-weight model with float activations, then quantize the inputs.
     act_quant = calibrate_activations(qmodel, calibration, bits=act_bits)
     hooks = {}
     for lname, module in prunable_layers(qmodel).items():
-        hooks[lname] = _InputQuantiser(act_quant[lname])
+        hooks[lname] = _InputQuantizer(act_quant[lname])
         module.register_forward_pre_hook(hooks[lname])
     model_cfg = (payload or {}).get("model_cfg") or {}
     return QuantisedModel(model=qmodel, weights=weights, act_quant=act_quant, weight_source=source, name=name,

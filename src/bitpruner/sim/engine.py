@@ -325,7 +325,7 @@ class LayerSimulator:
         return int(sum(np.maximum((max_a * mw[None]).max(axis=-1), 1).sum() for mw in max_w))
 
     def _tactical_blocks(self, plans: list[np.ndarray], mode: int):
-        """Lane patterns per plan step (block), vectorised over all blocks.
+        """Lane patterns per plan step (block), vectorized over all blocks.
 
         A pattern is one filter's L (row, lane) reads as keys ``row*L + lane`` (-1: lane idle). Mode E keeps
         each block's distinct patterns; mode P only needs the union of a block's keys (one key per pattern).

@@ -6,7 +6,7 @@ Written from DNNsim (github isakedo/DNNsim, commit 4748a60, ``core/src/BitTactic
 Weight buffer of one filter set: rows ``t = (ky*Kx + kx)*nch + chunk`` (fc: ``t = chunk``), and per row
 ``R`` filters x ``L`` lanes; lane ``i`` of filter ``f`` holds channel ``chunk*L + i`` of that filter.
 Every slot also carries a *tuple* ``(row, lane)`` naming the activation it multiplies: its own position,
-except lanes past the last channel (``chunk*L + i >= C``), which DNNsim initialises to ``(0, 0)``.
+except lanes past the last channel (``chunk*L + i >= C``), which DNNsim initializes to ``(0, 0)``.
 
 Scheduling (once per layer, per filter set):
 

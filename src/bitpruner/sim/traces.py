@@ -58,7 +58,7 @@ class LayerTrace:
     wgt_prec: int | None = None
     act_scale: float | None = None  # real value = integer * scale (informative only)
     wgt_scale: float | None = None
-    act_bits: int | None = None  # bit width the values were quantised to (informative only)
+    act_bits: int | None = None  # bit width the values were quantized to (informative only)
     wgt_bits: int | None = None
 
     def __post_init__(self) -> None:

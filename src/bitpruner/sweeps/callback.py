@@ -102,7 +102,7 @@ class MlflowSweepCallback(Callback):
         if client is not None:
             client.set_tag(self.parent_run_id, "bitpruner.sweep.jobs", len(records))
             client.set_tag(self.parent_run_id, "bitpruner.sweep.failed", len(failed))
-            # The parent's job (running the sweep, summarising it) succeeded; failed jobs are FAILED children.
+            # The parent's job (running the sweep, summarizing it) succeeded; failed jobs are FAILED children.
             client.set_terminated(self.parent_run_id, status="FINISHED")
         if self._saved_env is None:
             os.environ.pop(context.PARENT_RUN_ENV, None)

@@ -11,7 +11,7 @@ from bitpruner.utils.atomic import save_figure
 
 FINAL_PREFIX = "final/"  # the stages log their end-of-stage figures as final/<metrics.json key>
 SUMMARY_COLUMNS = ("job", "overrides", "status", "run_id", "test_acc", "bit_sparsity")
-# The speedup that colours the plot, most telling first (simulate's geomean, then prune_bits' cycle proxies).
+# The speedup that colors the plot, most telling first (simulate's geomean, then prune_bits' cycle proxies).
 PRIMARY_SPEEDUPS = ("speedup_vs_nonpruned/geomean", "column_speedup_vs_baseline", "column_speedup_vs_input",
                     "predicted_speedup")
 MARKER_AREA = (30.0, 300.0)  # smallest and largest marker area (pt^2), scaled by speedup
@@ -98,7 +98,7 @@ def summary_markdown(table: pd.DataFrame, title: str, common: list[str] | None =
 
 
 def plot_tradeoff(table: pd.DataFrame, path: str | Path, title: str) -> Path | None:
-    """Test accuracy vs bit sparsity of the finished jobs; colour and size = the primary speedup; Pareto line.
+    """Test accuracy vs bit sparsity of the finished jobs; color and size = the primary speedup; Pareto line.
 
     None when no job has both figures (e.g. a sweep of the train stage).
     """

@@ -1,0 +1,1 @@
+"""The `simulate` stage: trace each model variant and simulate every configured accelerator."""

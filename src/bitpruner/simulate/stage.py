@@ -1,0 +1,250 @@
+"""The `simulate` stage: capture integer traces of each model variant and simulate every accelerator on them.
+
+Variants (``variants: [{name, ckpt, metrics, acc_key, required}]``): by default the non-pruned
+(`train`), weight-pruned (`prune_weights`) and bit-pruned (`prune_bits`) models; an optional variant whose
+checkpoint is absent is skipped. Writes under ``outputs/simulate/``: ``traces/<variant>/`` (our format),
+``traces/dnnsim/`` (DNNsim's layout, one network per variant), ``cycles.csv`` (variant x accelerator x
+layer), ``comparison.csv`` / ``comparison.md`` (the headline table), ``speedups.png``, ``layer_cycles.png``,
+``variants.csv``, ``metrics.json`` and ``config.yaml``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bitpruner.config import is_int, require
+from bitpruner.errors import ConfigError
+from bitpruner.sim.accelerators import Accelerator, accelerators_from_config
+
+STAGE = "simulate"
+TRACES_DIR = "traces"
+DNNSIM_DIR = "dnnsim"
+ARTIFACTS = ("metrics.json", "config.yaml", "comparison.md", "comparison.csv", "cycles.csv", "variants.csv",
+             "speedups.png", "layer_cycles.png")
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    name: str
+    ckpt: Path
+    metrics: Path | None = None  # the stage's metrics.json holding the 8-bit accuracy, if any
+    acc_key: str | None = None
+    required: bool = False
+
+
+def parse_variants(cfg: dict) -> list[VariantSpec]:
+    nodes = cfg.get("variants")
+    if not isinstance(nodes, list) or not nodes:
+        raise ConfigError(f"variants: got {nodes!r}, expected a non-empty list of {{name, ckpt, ...}}")
+    specs = []
+    for i, node in enumerate(nodes):
+        if not isinstance(node, dict) or not node.get("name") or not node.get("ckpt"):
+            raise ConfigError(f"variants[{i}]: got {node!r}, expected a mapping with name and ckpt")
+        unknown = sorted(set(node) - {"name", "ckpt", "metrics", "acc_key", "required"})
+        if unknown:
+            raise ConfigError(f"variants[{i}]: unknown key(s) {unknown}")
+        specs.append(VariantSpec(name=str(node["name"]), ckpt=Path(node["ckpt"]),
+                                 metrics=Path(node["metrics"]) if node.get("metrics") else None,
+                                 acc_key=node.get("acc_key"), required=bool(node.get("required", False))))
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"variants: names {names} must be unique")
+    for s in specs:
+        if "/" in s.name or "," in s.name:
+            raise ConfigError(f"variants: name {s.name!r} cannot hold '/' or ',' (it names files and metrics)")
+    baseline = cfg.get("baseline")
+    if baseline not in names:
+        raise ConfigError(f"baseline: got {baseline!r}, expected one of the variant names {names}")
+    return specs
+
+
+def validate(cfg: dict) -> tuple[list[VariantSpec], list[Accelerator]]:
+    """Every config check of the stage, before any work."""
+    require(cfg, "samples", lambda v: is_int(v) and v >= 1, "an integer >= 1")
+    require(cfg, "bits.activations", lambda v: is_int(v) and 2 <= v <= 16, "an integer in [2, 16]")
+    require(cfg, "bits.weights", lambda v: is_int(v) and 2 <= v <= 16, "an integer in [2, 16]")
+    require(cfg, "calibration.batches", lambda v: is_int(v) and v >= 1, "an integer >= 1")
+    require(cfg, "calibration.batch_size", lambda v: is_int(v) and v >= 1, "an integer >= 1", optional=True)
+    specs = parse_variants(cfg)
+    accels = accelerators_from_config(cfg.get("accelerators"))
+    for accel in accels:
+        for kind, bits in (("activations", cfg["bits"]["activations"]), ("weights", cfg["bits"]["weights"])):
+            if bits > accel.params.pe_width:
+                raise ConfigError(f"bits.{kind}={bits} exceeds pe_width={accel.params.pe_width} of {accel.name}")
+    return specs, accels
+
+
+def available_variants(specs: list[VariantSpec], baseline: str) -> list[VariantSpec]:
+    """Variants whose checkpoint exists; a missing required one (and the baseline) is an error."""
+    present = []
+    for spec in specs:
+        if spec.ckpt.is_file():
+            present.append(spec)
+        elif spec.required or spec.name == baseline:
+            raise ConfigError(f"variants.{spec.name}.ckpt: {spec.ckpt} does not exist (run the stage that writes it)")
+        else:
+            print(f"simulate: skipping variant {spec.name!r}: {spec.ckpt} does not exist")
+    return present
+
+
+def stored_accuracy(spec: VariantSpec) -> float | None:
+    """The variant's 8-bit test accuracy from its stage's metrics.json, when it records one."""
+    if not spec.metrics or not spec.acc_key or not spec.metrics.is_file():
+        return None
+    try:
+        value = json.loads(spec.metrics.read_text()).get(spec.acc_key)
+    except (json.JSONDecodeError, AttributeError):
+        raise ConfigError(f"variants.{spec.name}.metrics: {spec.metrics} is not a JSON object") from None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def capture_variant(spec: VariantSpec, cfg: dict, datamodule, test_inputs):
+    """Load, quantize and trace one variant; returns (trace, one row of variants.csv, model name)."""
+    from bitpruner.prune_bits.bits import model_bit_stats
+    from bitpruner.models.checkpoint import load_model_checkpoint
+    from bitpruner.sim.capture import quantise_model
+    from bitpruner.training.evaluate import evaluate
+
+    model, payload = load_model_checkpoint(spec.ckpt)
+    trained_on = payload.get("meta", {}).get("dataset")
+    if trained_on and trained_on != datamodule.name:
+        raise ConfigError(f"variants.{spec.name}.ckpt {spec.ckpt}: trained on {trained_on!r}, "
+                          f"but data={datamodule.name!r}")
+    calib = datamodule.calibration_batches(cfg["calibration"]["batches"], cfg["calibration"].get("batch_size"))
+    qmodel = quantise_model(model, calib, payload, act_bits=cfg["bits"]["activations"],
+                            wgt_bits=cfg["bits"]["weights"], name=spec.name)
+    trace = qmodel.capture(test_inputs)
+    # The traced network's own accuracy: integer weights AND quantized activations, as simulated.
+    traced = evaluate(qmodel.model, datamodule.test_dataloader())["acc"] if cfg.get("traced_accuracy") else None
+    acc = stored_accuracy(spec)
+    if acc is None:
+        acc = traced if traced is not None else evaluate(qmodel.model, datamodule.test_dataloader())["acc"]
+        source = "evaluated here (traced model)"
+    else:
+        source = f"{spec.metrics.parent.name}/{spec.metrics.name}:{spec.acc_key}"
+    _, totals = model_bit_stats(qmodel.weights, bits=cfg["bits"]["weights"])
+    row = {"variant": spec.name, "test_acc": acc, "acc_source": source,
+           "traced_test_acc": math.nan if traced is None else traced,
+           "weight_sparsity": totals["weight_sparsity"], "bit_sparsity": totals["bit_sparsity"],
+           "mean_bits_per_weight": totals["mean_bits_per_weight"],
+           "mean_bits_per_nonzero": totals["mean_bits_per_nonzero"], "weights_from": qmodel.weight_source,
+           "ckpt": str(spec.ckpt)}
+    return trace, row, qmodel.model_name
+
+
+def simulate_traces(traces: dict, accels: list[Accelerator], samples: int, progress: bool = True):
+    """Per-layer compute cycles of every (variant, accelerator) as a cycles.csv DataFrame."""
+    import pandas as pd
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from bitpruner.sim.engine import simulate_layer
+
+    total = sum(len(t.layers) for t in traces.values()) * len(accels)
+    rows = []
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    with Progress(*columns, disable=not progress) as bar:
+        task = bar.add_task("simulating", total=total)
+        for variant, trace in traces.items():
+            for accel in accels:
+                for layer in trace.layers:
+                    bar.update(task, description=f"{variant} on {accel.name}: {layer.name}")
+                    cycles = simulate_layer(layer, accel.arch, accel.params, samples)
+                    rows.append({"variant": variant, "accelerator": accel.name, "arch": accel.arch,
+                                 "layer": layer.name, "type": layer.type, "compute_cycles": int(cycles),
+                                 "samples": samples})
+                    bar.advance(task)
+    return pd.DataFrame(rows)
+
+
+def write_traces(out_dir: Path, traces: dict, export_dnnsim: bool) -> Path:
+    """Our format per variant and DNNsim's layout, written beside and then swapped in whole."""
+    from bitpruner.sim.dnnsim_io import save_dnnsim
+
+    final = out_dir / TRACES_DIR
+    tmp = out_dir / f".{TRACES_DIR}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    for name, trace in traces.items():
+        trace.save(tmp / name)
+        if export_dnnsim:
+            save_dnnsim(trace, tmp / DNNSIM_DIR)
+    old = out_dir / f".{TRACES_DIR}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _notes(accels: list[Accelerator], samples: int, data: str, bits: dict) -> str:
+    geometry = {(a.params.lanes, a.params.columns, a.params.rows, a.params.tiles) for a in accels}
+    geo = "; ".join(f"lanes {g[0]}, columns {g[1]}, rows {g[2]}, tiles {g[3]}" for g in sorted(geometry))
+    return (f"Traces: the first {samples} test sample(s) of `{data}`, {bits['weights']}-bit weights "
+            f"(per-layer scale), {bits['activations']}-bit activations (per-layer scale). Geometry: {geo}. "
+            "Bit sparsity counts binary essential bits, zero weights included.")
+
+
+def simulate(cfg: dict) -> dict:
+    """Run the stage on a resolved config; returns the metrics written to `metrics.json`."""
+    import pandas as pd
+
+    from bitpruner.reports.comparison import comparison_markdown, comparison_table, headline_metrics
+    from bitpruner.reports.plots import plot_layer_cycles, plot_speedups
+    from bitpruner.sim.capture import first_samples
+    from bitpruner.tracking import stage_run
+    from bitpruner.training.builders import build_datamodule
+    from bitpruner.train.stage import write_config
+    from bitpruner.utils.atomic import write_csv, write_json, write_text
+
+    specs, accels = validate(cfg)
+    start = time.perf_counter()
+    out_dir = Path(cfg["paths"]["output_dir"])
+    baseline = cfg["baseline"]
+    present = available_variants(specs, baseline)
+    names = [s.name for s in present]
+    weight_pruned = cfg.get("weight_pruned") if cfg.get("weight_pruned") in names else None
+    headline = cfg.get("headline") if cfg.get("headline") in names else names[-1]
+    datamodule = build_datamodule(cfg)
+    test_inputs = first_samples(datamodule.dataset("test"), cfg["samples"])
+
+    traces, rows, model_name = {}, [], None
+    for spec in present:
+        trace, row, name = capture_variant(spec, cfg, datamodule, test_inputs)
+        traces[spec.name], model_name = trace, model_name or name
+        rows.append(row)
+    variants = pd.DataFrame(rows)
+    tags = {"model": model_name or "unknown", "dataset": datamodule.name,
+            "variants": ",".join(names), "accelerators": ",".join(a.name for a in accels)}
+
+    with stage_run(STAGE, cfg, cfg.get("logger", {}).get("mlflow"), cfg["paths"]["root_dir"], tags=tags) as run:
+        sim_start = time.perf_counter()
+        cycles = simulate_traces(traces, accels, cfg["samples"], progress=bool(cfg.get("progress", True)))
+        sim_time = time.perf_counter() - sim_start
+        table = comparison_table(cycles, variants, baseline, weight_pruned)
+        metrics = headline_metrics(table, headline, baseline, weight_pruned)
+        metrics.update({"samples": cfg["samples"], "simulate_time_s": round(sim_time, 2),
+                        "wall_time_s": round(time.perf_counter() - start, 2)})
+        write_traces(out_dir, traces, bool(cfg.get("export_dnnsim", True)))
+        write_csv(out_dir / "cycles.csv", cycles)
+        write_csv(out_dir / "variants.csv", variants)
+        write_csv(out_dir / "comparison.csv", table)
+        title = f"{model_name or 'model'} on {datamodule.name}: variants x accelerators"
+        write_text(out_dir / "comparison.md", comparison_markdown(
+            table, variants, baseline, weight_pruned, title=title,
+            notes=_notes(accels, cfg["samples"], datamodule.name, cfg["bits"])))
+        plot_speedups(table, out_dir / "speedups.png", baseline, weight_pruned)
+        plot_layer_cycles(cycles, out_dir / "layer_cycles.png")
+        write_json(out_dir / "metrics.json", {k: (None if isinstance(v, float) and math.isnan(v) else v)
+                                              for k, v in metrics.items()})
+        write_config(out_dir / "config.yaml", cfg)
+        run.log_metrics({f"final/{k}": v for k, v in metrics.items()})
+        for name in ARTIFACTS:
+            run.log_artifact(out_dir / name)
+    print((out_dir / "comparison.md").read_text())
+    return metrics
