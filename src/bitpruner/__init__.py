@@ -1,0 +1,1 @@
+"""bitpruner: structured bit pruning for bit-serial accelerators, and their cycle-level simulator."""

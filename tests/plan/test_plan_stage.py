@@ -51,7 +51,7 @@ def rooted(input_ckpt, tmp_path):
 
 
 def test_plan_stage_outputs(rooted, compose, tmp_path):
-    cfg = compose("plan", [*FAST, "plan.max_drop=1.0", "samples=2"])
+    cfg = compose("plan", [*FAST, "plan.objective=min_cycles", "plan.max_drop=1.0", "samples=2"])
     metrics = plan_stage.plan(cfg)
     out = tmp_path / "outputs" / "plan"
     assert json.loads((out / "metrics.json").read_text()) == metrics
@@ -93,19 +93,19 @@ def test_plan_stage_outputs(rooted, compose, tmp_path):
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("bitpruner")
     (run,) = client.search_runs([experiment.experiment_id], filter_string="tags.stage = 'plan'")
-    assert run.data.metrics["predicted_cycles"] == metrics["predicted_cycles"]
+    assert run.data.metrics["final/predicted_cycles"] == metrics["predicted_cycles"]
     assert {"plan.yaml", "frontier.csv", "frontier.png", "sensitivity.csv"} <= {
         a.path for a in client.list_artifacts(run.info.run_id)}
 
     # k = 7 is the simulate stage's 8-bit model: the same trace gives the same cycles per layer.
     from bitpruner.sim.accelerators import accelerator_from_config
-    from bitpruner.sim.capture import first_samples, quantise_model
+    from bitpruner.sim.capture import first_samples, quantize_model
     from bitpruner.sim.engine import simulate_network
     from bitpruner.training.builders import build_datamodule
 
     dm = build_datamodule(cfg)
     model, _ = load_model_checkpoint(rooted)
-    trace = quantise_model(model, dm.calibration_batches(1)).capture(first_samples(dm.dataset("test"), 2))
+    trace = quantize_model(model, dm.calibration_batches(1)).capture(first_samples(dm.dataset("test"), 2))
     accel = accelerator_from_config(cfg["accelerator"])
     want = {r.name: r.compute_cycles for r in simulate_network(trace, accel.arch, accel.params, samples=2)}
     assert unprojected[unprojected["mode"] == "per_weight"].set_index("layer")["cycles"].to_dict() == want
@@ -120,11 +120,11 @@ def test_min_drop_objective_and_errors(rooted, compose):
 
     with pytest.raises(ConfigError, match="infeasible, the cheapest plan takes"):
         plan_stage.plan(compose("plan", [*FAST, "logger=none", "plan.objective=min_drop",
-                                         "plan.max_cycles=1"]))
+                                         "plan.min_speedup=null", "plan.max_cycles=1"]))
     for override, fragment in [
         ("plan.candidates=[1,8]", r"k=\[8\] exceed 7"),
         ("plan.mode=group_budget", "plan.mode='group_budget'"),
-        ("plan.objective=min_drop", "exactly one of min_speedup and max_cycles"),
+        ("plan.max_cycles=100", "exactly one of min_speedup and max_cycles"),
         ("+plan.bogus=1", "unknown key"),
         ("input_ckpt=/nonexistent.ckpt", "nonexistent"),
     ]:

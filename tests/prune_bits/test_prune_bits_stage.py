@@ -8,12 +8,13 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from bitpruner.prune_bits import stage as bits_stage
-from bitpruner.prune_bits.bits import essential_bits, lane_group_costs
-from bitpruner.prune_bits.plan_file import write_plan_file
+import bitpruner.skeleton.fit as fit
 from bitpruner.errors import ConfigError
 from bitpruner.models.checkpoint import build_from_config, load_model_checkpoint, save_model_checkpoint
 from bitpruner.models.layers import prunable_layers
+from bitpruner.prune_bits import stage as bits_stage
+from bitpruner.prune_bits.bits import essential_bits, lane_group_costs
+from bitpruner.prune_bits.plan_file import write_plan_file
 
 LENET = {"_target_": "bitpruner.models.LeNet5", "name": "lenet5", "channels": [6, 16], "hidden": [120, 84]}
 DIGITS = {"in_channels": 1, "image_size": [8, 8], "num_classes": 10}
@@ -51,7 +52,7 @@ def _input_zeros(path):
 def test_group_columns_stage_outputs(rooted, compose, tmp_path):
     cfg = compose("prune_bits", [*FAST, "prune_bits.k=1", "prune_bits.first_layer_k=2", "prune_bits.last_layer_k=null",
                                  "accelerator.lanes=8",
-                                 "optimizer.name=sgd", "optimizer.weight_decay=0.01"])
+                                 "optimizer=sgd", "optimizer.weight_decay=0.01"])
     metrics = bits_stage.prune_bits(cfg)
     out = tmp_path / "outputs" / "prune_bits"
     assert json.loads((out / "metrics.json").read_text()) == metrics
@@ -153,13 +154,13 @@ def test_crash_mid_schedule_then_rerun_resumes(rooted, compose, monkeypatch, tmp
     monkeypatch.undo()
     monkeypatch.setenv("BITPRUNER_ROOT", str(tmp_path))
     resumed_from = []
-    original = bits_stage.prepare_checkpoint_dir
+    original = fit.prepare_checkpoint_dir
 
     def spy(*args, **kwargs):
         resumed_from.append(original(*args, **kwargs))
         return resumed_from[-1]
 
-    monkeypatch.setattr(bits_stage, "prepare_checkpoint_dir", spy)
+    monkeypatch.setattr(fit, "prepare_checkpoint_dir", spy)
     metrics = bits_stage.prune_bits(cfg)
     assert resumed_from[0] is not None and resumed_from[0].name == "last.ckpt"
     assert metrics["epochs"] == 4

@@ -13,6 +13,7 @@ import torch
 import yaml
 from mlflow.tracking import MlflowClient
 
+import bitpruner.skeleton.fit as fit
 from bitpruner.errors import ConfigError
 from bitpruner.models.checkpoint import build_from_config, load_model_checkpoint, save_model_checkpoint
 from bitpruner.models.layers import prunable_layers
@@ -132,13 +133,13 @@ def test_crash_mid_schedule_then_rerun_resumes_with_masks(trained, compose, monk
     monkeypatch.undo()
     monkeypatch.setenv("BITPRUNER_ROOT", str(tmp_path))
     resumed_from = []
-    original = prune_stage.prepare_checkpoint_dir
+    original = fit.prepare_checkpoint_dir
 
     def spy(*args, **kwargs):
         resumed_from.append(original(*args, **kwargs))
         return resumed_from[-1]
 
-    monkeypatch.setattr(prune_stage, "prepare_checkpoint_dir", spy)
+    monkeypatch.setattr(fit, "prepare_checkpoint_dir", spy)
     metrics = prune_stage.prune_weights(cfg)
     assert resumed_from[0] is not None and resumed_from[0].name == "last.ckpt"
     model, _ = load_model_checkpoint(tmp_path / "outputs" / "prune_weights" / "model.ckpt")

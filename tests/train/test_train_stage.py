@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+import bitpruner.skeleton.fit as fit
 from bitpruner.models.checkpoint import load_model_checkpoint
 from bitpruner.train import stage as train_stage
 from bitpruner.training.builders import build_datamodule
@@ -100,13 +101,13 @@ def test_crash_marks_run_failed_and_rerun_resumes(compose, tmp_path, monkeypatch
     monkeypatch.undo()
     monkeypatch.setenv("BITPRUNER_ROOT", str(tmp_path))
     resumed_from = []
-    original = train_stage.prepare_checkpoint_dir
+    original = fit.prepare_checkpoint_dir
 
     def spy(*args, **kwargs):
         resumed_from.append(original(*args, **kwargs))
         return resumed_from[-1]
 
-    monkeypatch.setattr(train_stage, "prepare_checkpoint_dir", spy)
+    monkeypatch.setattr(fit, "prepare_checkpoint_dir", spy)
     metrics = train_stage.train(cfg)
     assert resumed_from[0] is not None and resumed_from[0].name == "last.ckpt"
     assert metrics["epochs"] == 2

@@ -20,10 +20,10 @@ from bitpruner.plan.config import PlanConfig
 from bitpruner.plan.frontier import Option, Plan, min_cycles_plan, min_drop_plan, pareto_frontier, plan_of
 from bitpruner.quant.fixed_point import QuantConfig
 from bitpruner.sim.accelerators import Accelerator, accelerator_from_config
-from bitpruner.utils.atomic import atomic_path, write_csv, write_json
+from bitpruner.utils.atomic import atomic_path, write_csv
 
 STAGE = "plan"
-ARTIFACTS = ("plan.yaml", "sensitivity.csv", "frontier.csv", "frontier.png", "metrics.json", "config.yaml")
+ARTIFACTS = ("plan.yaml", "sensitivity.csv", "frontier.csv", "frontier.png")
 DROP_COLUMN = {"acc": "drop", "loss": "loss_increase"}
 
 
@@ -48,7 +48,7 @@ def measure(model, datamodule, cfg: dict, plan_cfg: PlanConfig, quant: QuantConf
     """sensitivity.csv: val acc/loss and cycles of every (layer, mode, k); k = bits - 1 always included."""
     from bitpruner.plan.cycles import projection_cycles
     from bitpruner.plan.sensitivity import projection_sensitivity
-    from bitpruner.sim.capture import first_samples, quantise_model
+    from bitpruner.sim.capture import first_samples, quantize_model
     from bitpruner.training.evaluate import evaluate
 
     levels = sorted(set(plan_cfg.candidates) | {quant.bits - 1})
@@ -56,7 +56,7 @@ def measure(model, datamodule, cfg: dict, plan_cfg: PlanConfig, quant: QuantConf
     sens = projection_sensitivity(model, lambda m: evaluate(m, val), levels, plan_cfg.modes, quant,
                                   accel.params.lanes, plan_cfg.encoding)
     calib = datamodule.calibration_batches(cfg["calibration"]["batches"], cfg["calibration"].get("batch_size"))
-    qmodel = quantise_model(model, calib, None, act_bits=cfg["bits"]["activations"], wgt_bits=quant.bits)
+    qmodel = quantize_model(model, calib, None, act_bits=cfg["bits"]["activations"], wgt_bits=quant.bits)
     trace = qmodel.capture(first_samples(datamodule.dataset("test"), cfg["samples"]))
     cycles = projection_cycles(model, trace, levels, plan_cfg.modes, quant, accel, cfg["samples"], plan_cfg.encoding)
     table = sens.merge(cycles, on=["layer", "mode", "k"], how="left", validate="one_to_one")
@@ -107,7 +107,7 @@ def frontier_table(frontiers: dict[str, list[Plan]], chosen: Plan, mode: str, un
     rows = []
     for m, plans in frontiers.items():
         for p in plans:
-            rows.append({"mode": m, "predicted_drop": p.drop, "discretised_drop": p.units * resolution,
+            rows.append({"mode": m, "predicted_drop": p.drop, "discretized_drop": p.units * resolution,
                          "cycles": p.cycles, "speedup": unpruned / max(p.cycles, 1),
                          "chosen": m == mode and p == chosen, **{f"k_{n}": k for n, k in p.ks.items()}})
     return pd.DataFrame(rows)
@@ -159,18 +159,18 @@ def plan_document(chosen: Plan, plan_cfg: PlanConfig, constraint: str, unpruned:
 def plan(cfg: dict) -> dict:
     """Run the stage on a resolved config; returns the metrics written to `metrics.json`."""
     from bitpruner.prune_bits.plan_file import write_plan_file
-    from bitpruner.prune_weights.stage import file_digest, load_input_model
+    from bitpruner.skeleton.inputs import file_digest, load_input_model, model_name
+    from bitpruner.skeleton.outputs import finish_outputs
     from bitpruner.tracking import stage_run
     from bitpruner.training.builders import build_datamodule
-    from bitpruner.train.stage import write_config
 
     plan_cfg, quant, accel = validate(cfg)
     start = time.perf_counter()
     out_dir = Path(cfg["paths"]["output_dir"])
     datamodule = build_datamodule(cfg)
-    model, payload = load_input_model(cfg, datamodule)
-    tags = {"model": (payload.get("model_cfg") or {}).get("name", "?"), "dataset": datamodule.name,
-            "input_ckpt_sha": file_digest(Path(cfg["input_ckpt"]))}
+    model, payload = load_input_model(cfg["input_ckpt"], datamodule.name)
+    tags = {"model": model_name(payload.get("model_cfg") or {}), "dataset": datamodule.name,
+            "input_ckpt_sha": file_digest(cfg["input_ckpt"])}
     logger_cfg = (cfg.get("logger") or {}).get("mlflow")
     with stage_run(STAGE, cfg, logger_cfg, cfg["paths"]["root_dir"], tags=tags) as run:
         table = measure(model, datamodule, cfg, plan_cfg, quant, accel)
@@ -204,13 +204,8 @@ def plan(cfg: dict) -> dict:
             "uniform_cycles": {str(k): int(p.cycles) for k, p in uniform[plan_cfg.mode].items()},
             "samples": cfg["samples"], "wall_time_s": round(time.perf_counter() - start, 2),
         }
-        write_json(out_dir / "metrics.json", metrics)
-        write_config(out_dir / "config.yaml", cfg)
+        finish_outputs(run, out_dir, cfg, metrics, ARTIFACTS)
         print_summary(metrics, uniform[plan_cfg.mode], unpruned)
-        run.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
-        run.log_metrics({f"k/{n}": k for n, k in chosen.ks.items()})
-        for name in ARTIFACTS:
-            run.log_artifact(out_dir / name)
     return metrics
 
 

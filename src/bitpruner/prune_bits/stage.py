@@ -16,133 +16,106 @@ from its own `last.ckpt`. Outputs in `outputs/prune_bits/`:
 
 from __future__ import annotations
 
-import hashlib
-import time
 from pathlib import Path
 
 import lightning as L
+from torch import nn
 
+from bitpruner.models.checkpoint import load_model_checkpoint
+from bitpruner.models.layers import prunable_layers
 from bitpruner.prune_bits.bits import write_layer_bits_csv
 from bitpruner.prune_bits.callback import BitPruningCallback
 from bitpruner.prune_bits.config import BitPruneConfig
 from bitpruner.prune_bits.projected_weight import int_weights_numpy, squash_projections
 from bitpruner.prune_bits.report import bit_metrics, plot_bit_histogram, plot_layer_bit_sparsity
-from bitpruner.config import fingerprint, validate_training
-from bitpruner.models.checkpoint import load_model_checkpoint, save_model_checkpoint
-from bitpruner.models.layers import prunable_layers
-from bitpruner.prune_weights.stage import build_pruning_trainer, file_digest, load_input_model
 from bitpruner.quant.evaluate import quantized_accuracy
 from bitpruner.quant.fixed_point import QuantConfig
 from bitpruner.quant.model import quantize_model_weights
-from bitpruner.tracking import stage_run
-from bitpruner.training.builders import build_datamodule
+from bitpruner.skeleton.fit import FitContext, FitStage, load_for_fine_tuning, run_fit_stage
+from bitpruner.skeleton.inputs import file_digest
+from bitpruner.training.evaluate import split_metrics
 from bitpruner.training.module import ClassifierModule
-from bitpruner.training.resume import clear_checkpoint_dir, prepare_checkpoint_dir
-from bitpruner.train.stage import final_metrics, run_tags, write_config
-from bitpruner.utils.atomic import atomic_path, write_json
-
-STAGE = "prune_bits"
-ARTIFACTS = ("metrics.json", "config.yaml", "layer_bits.csv", "layer_bit_sparsity.png", "bit_histogram.png")
+from bitpruner.utils.atomic import atomic_path
 
 
-def reference_figures(model, quant: QuantConfig, datamodule, prefix: str) -> dict:
-    """Val/test accuracy of `model` with `quant` weights (the 8-bit reference), prefixed."""
+def reference_figures(model: nn.Module, quant: QuantConfig, datamodule, prefix: str) -> dict:
+    """Val/test accuracy (%) of `model` with `quant` weights (the 8-bit reference), keys prefixed."""
     out = {}
     for split, loader in (("val", datamodule.val_dataloader()), ("test", datamodule.test_dataloader())):
-        result = quantized_accuracy(model, loader, quant)
-        out[f"{prefix}{split}_acc"] = result["acc"]
+        out[f"{prefix}{split}_acc"] = quantized_accuracy(model, loader, quant)["acc"]
     return out
 
 
-def input_fingerprint(cfg: dict, bp: BitPruneConfig) -> dict:
-    """What, besides the config, decides the result: the input model and the plan file's content."""
-    extra = {"input_ckpt_sha": file_digest(Path(cfg["input_ckpt"]))}
-    if bp.plan_file:
-        extra["plan_sha"] = hashlib.sha256(Path(bp.plan_file).read_bytes()).hexdigest()[:16]
-    return extra
+def bit_reference(model: nn.Module, quant: QuantConfig, bp: BitPruneConfig, prefix: str, **kwargs) -> tuple:
+    """Bit statistics of `model` quantized to `quant` (the figures the pruned model is compared with)."""
+    q = quantize_model_weights(model, quant.bits, quant.per_channel, quant.power_of_two)
+    return bit_metrics(q, quant.bits, bp.lanes, prefix=prefix, **kwargs)
+
+
+class PruneBitsStage(FitStage):
+    name = "prune_bits"
+    artifacts = ("layer_bits.csv", "layer_bit_sparsity.png", "bit_histogram.png")
+
+    def load(self, cfg: dict, datamodule) -> FitContext:
+        return load_for_fine_tuning(cfg, datamodule)
+
+    def prepare(self, ctx: FitContext) -> None:
+        cfg = ctx.cfg
+        bp = BitPruneConfig.from_mapping(cfg["prune_bits"])
+        quant = QuantConfig.from_any(cfg.get("quant"))
+        targets = bp.layer_k(list(prunable_layers(ctx.model)), quant.bits)  # bad k, plan files, patterns fail here
+        bp.check_fits(cfg["trainer"]["max_epochs"], targets)
+        if bp.plan_file:
+            ctx.inputs["plan_sha"] = file_digest(bp.plan_file)
+        ctx.state.update(bp=bp, quant=quant, targets=targets)
+        ctx.meta["quant"] = {"bits": quant.bits, "scale": quant.scale, "power_of_two": quant.power_of_two}
+        # The input model at b bits: the reference for accuracy and every bit figure.
+        ctx.reference.update(reference_figures(ctx.model, quant, ctx.datamodule, "input_"))
+        input_bits, input_rows, input_totals = bit_reference(ctx.model, quant, bp, "input_", encoding=bp.encoding)
+        ctx.reference.update(input_bits)
+        ctx.state.update(input_rows=input_rows, input_totals=input_totals)
+        baseline_path = cfg.get("baseline_ckpt")
+        if baseline_path and Path(baseline_path).is_file():
+            baseline, _ = load_model_checkpoint(baseline_path)
+            ctx.reference.update(reference_figures(baseline, quant, ctx.datamodule, "baseline_"))
+            figures = bit_reference(baseline, quant, bp, "")[0]
+            for key in ("bit_sparsity", "column_cycles", "lane_cycles"):
+                ctx.reference[f"baseline_{key}"] = figures[key]
+
+    def callbacks(self, ctx: FitContext) -> list:
+        return [BitPruningCallback(ctx.state["bp"], ctx.state["quant"], ctx.state["targets"])]
+
+    def result(self, ctx: FitContext, module: ClassifierModule, trainer: L.Trainer) -> tuple[nn.Module, dict]:
+        bp, quant, targets = ctx.state["bp"], ctx.state["quant"], ctx.state["targets"]
+        # The last epoch's model, exactly projected at every layer's target (the schedule ends there).
+        network = module.model
+        int_weights = squash_projections(network, targets)
+        ctx.meta["int_weights"] = int_weights
+        metrics = split_metrics(network, ctx.datamodule)
+        bits_out, rows, totals = bit_metrics(int_weights_numpy(int_weights), quant.bits, bp.lanes, bp.encoding,
+                                             k=targets)
+        ctx.state.update(rows=rows, totals=totals)
+        metrics.update(bits_out)
+        metrics.update(comparisons({**metrics, **ctx.reference}))
+        metrics.update({"bit_encoding": bp.encoding, "lanes": bp.lanes, "mode": bp.mode, "k": dict(targets)})
+        return network, metrics
+
+    def write_outputs(self, ctx: FitContext, network: nn.Module, metrics: dict) -> None:
+        bp, state = ctx.state["bp"], ctx.state
+        with atomic_path(ctx.out_dir / "layer_bits.csv") as tmp:
+            write_layer_bits_csv(tmp, state["rows"], state["totals"])
+        title = f"bit sparsity per layer ({bp.mode}, lanes={bp.lanes})"
+        plot_layer_bit_sparsity(state["input_rows"], state["rows"], ctx.out_dir / "layer_bit_sparsity.png", title)
+        plot_bit_histogram(state["input_totals"]["histogram"], state["totals"]["histogram"],
+                           ctx.out_dir / "bit_histogram.png")
+
+    def summary(self, ctx: FitContext, metrics: dict) -> None:
+        print_summary(metrics)
 
 
 def prune_bits(cfg: dict) -> dict:
     """Run the stage on a resolved config; returns the metrics written to `metrics.json`."""
-    validate_training(cfg)
-    bp = BitPruneConfig.from_mapping(cfg["prune_bits"])
-    quant = QuantConfig.from_any(cfg.get("quant"))
-    start = time.perf_counter()
-    L.seed_everything(cfg["seed"], workers=True)
-    out_dir = Path(cfg["paths"]["output_dir"])
-    ckpt_dir = Path(cfg["paths"]["ckpt_dir"])
-    datamodule = build_datamodule(cfg)
-    model, payload = load_input_model(cfg, datamodule)
-    names = list(prunable_layers(model))
-    targets = bp.layer_k(names, quant.bits)  # bad k, plan files and layer patterns fail here
-    bp.check_fits(cfg["trainer"]["max_epochs"], targets)
-    extra = input_fingerprint(cfg, bp)
-    model.train()  # loaded in eval mode; Lightning 2.6 keeps a module's mode at the start of fit
-
-    # The input model at b bits: the reference for accuracy and every bit figure.
-    input_q = quantize_model_weights(model, quant.bits, quant.per_channel, quant.power_of_two)
-    reference = reference_figures(model, quant, datamodule, "input_")
-    input_bits, input_rows, input_totals = bit_metrics(input_q, quant.bits, bp.lanes, bp.encoding, prefix="input_")
-    reference.update(input_bits)
-    baseline_path = cfg.get("baseline_ckpt")
-    if baseline_path and Path(baseline_path).is_file():
-        baseline, _ = load_model_checkpoint(baseline_path)
-        reference.update(reference_figures(baseline, quant, datamodule, "baseline_"))
-        base_q = quantize_model_weights(baseline, quant.bits, quant.per_channel, quant.power_of_two)
-        reference["baseline_bit_sparsity"] = bit_metrics(base_q, quant.bits, bp.lanes)[0]["bit_sparsity"]
-        reference["baseline_column_cycles"] = bit_metrics(base_q, quant.bits, bp.lanes)[0]["column_cycles"]
-        reference["baseline_lane_cycles"] = bit_metrics(base_q, quant.bits, bp.lanes)[0]["lane_cycles"]
-
-    geometry = payload["geometry"]
-    module = ClassifierModule(model, cfg["optimizer"], cfg.get("scheduler"), geometry["num_classes"])
-    resume_from = prepare_checkpoint_dir(ckpt_dir, fingerprint({**cfg, **extra}), bool(cfg.get("resume", True)))
-    model_cfg = payload["model_cfg"]
-    tags = {**run_tags({**cfg, "model": model_cfg}, datamodule), **extra}
-
-    with stage_run(STAGE, cfg, cfg.get("logger", {}).get("mlflow"), cfg["paths"]["root_dir"], tags=tags) as run:
-        callback = BitPruningCallback(bp, quant, targets)
-        trainer = build_pruning_trainer(cfg, ckpt_dir, run.logger, [callback])
-        fit_start = time.perf_counter()
-        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
-        fit_time = time.perf_counter() - fit_start
-        # The last epoch's model, exactly projected at every layer's target (the schedule ends there).
-        network = module.model
-        int_weights = squash_projections(network, targets)
-        metrics = final_metrics(network, datamodule)
-        bits_out, rows, totals = bit_metrics(int_weights_numpy(int_weights), quant.bits, bp.lanes, bp.encoding,
-                                             k=targets)
-        metrics.update(bits_out)
-        metrics.update(reference)
-        metrics.update(comparisons(metrics))
-        metrics.update({
-            "bit_encoding": bp.encoding,
-            "lanes": bp.lanes,
-            "mode": bp.mode,
-            "k": dict(targets),
-            "epochs": int(trainer.current_epoch),
-            "train_time_s": round(fit_time, 2),
-            "wall_time_s": round(time.perf_counter() - start, 2),
-        })
-        save_model_checkpoint(out_dir / "model.ckpt", network, model_cfg, geometry,
-                              meta={"stage": STAGE, "dataset": datamodule.name, "metrics": metrics,
-                                    "mean": datamodule.mean.tolist(), "std": datamodule.std.tolist(),
-                                    "source": str(cfg["input_ckpt"]), "source_sha": extra["input_ckpt_sha"],
-                                    "quant": {"bits": quant.bits, "scale": quant.scale,
-                                              "power_of_two": quant.power_of_two},
-                                    "int_weights": int_weights})
-        with atomic_path(out_dir / "layer_bits.csv") as tmp:
-            write_layer_bits_csv(tmp, rows, totals)
-        title = f"{bp.mode}, lanes={bp.lanes}"
-        plot_layer_bit_sparsity(input_rows, rows, out_dir / "layer_bit_sparsity.png", f"bit sparsity per layer ({title})")
-        plot_bit_histogram(input_totals["histogram"], totals["histogram"], out_dir / "bit_histogram.png")
-        write_json(out_dir / "metrics.json", metrics)
-        write_config(out_dir / "config.yaml", cfg)
-        print_summary(metrics)
-        run.log_metrics({f"final/{k}": v for k, v in flat_metrics(metrics).items()})
-        for name in ARTIFACTS:
-            run.log_artifact(out_dir / name)
-    clear_checkpoint_dir(ckpt_dir)
-    return metrics
+    return run_fit_stage(PruneBitsStage(), cfg)
 
 
 def comparisons(m: dict) -> dict:
@@ -155,17 +128,6 @@ def comparisons(m: dict) -> dict:
         out["column_speedup_vs_baseline"] = m["baseline_column_cycles"] / max(m["column_cycles"], 1)
         out["lane_speedup_vs_baseline"] = m["baseline_lane_cycles"] / max(m["lane_cycles"], 1)
     return out
-
-
-def flat_metrics(metrics: dict) -> dict:
-    """Numbers only; per-layer dicts become `key/layer`."""
-    flat = {}
-    for key, value in metrics.items():
-        if isinstance(value, dict):
-            flat.update({f"{key}/{n}": v for n, v in value.items() if isinstance(v, (int, float))})
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            flat[key] = value
-    return flat
 
 
 def print_summary(m: dict) -> None:

@@ -1,140 +1,84 @@
 """The `prune_weights` stage: AGP magnitude pruning + fine-tuning of the `train` stage's model.
 
-One Lightning `fit` does both (the pruning callback recomputes masks at epoch starts) and resumes
-from its own `last.ckpt`. Writes the squashed `model.ckpt` (plain weights with zeros),
-`metrics.json`, `layer_sparsity.csv`, `layer_sparsity.png` and `config.yaml`.
+One Lightning `fit` does both (the pruning callback recomputes masks at epoch starts) and resumes from its
+own `last.ckpt`. Writes the squashed `model.ckpt` (plain weights with zeros), `metrics.json`,
+`layer_sparsity.csv`, `layer_sparsity.png` and `config.yaml`. The sequence is
+`bitpruner.skeleton.fit.run_fit_stage`; only what is this stage's own lives here.
 """
 
 from __future__ import annotations
 
-import hashlib
-import time
-from pathlib import Path
-
 import lightning as L
-from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ModelCheckpoint
+from torch import nn
 
-from bitpruner.config import fingerprint, validate_training
-from bitpruner.errors import ConfigError
-from bitpruner.models.checkpoint import load_model_checkpoint, save_model_checkpoint
 from bitpruner.models.layers import prunable_layers
 from bitpruner.prune_weights.callback import MagnitudePruningCallback
 from bitpruner.prune_weights.config import PruningConfig, plan_layers
 from bitpruner.prune_weights.masks import squash
 from bitpruner.prune_weights.pruner import overall_sparsity, sparsity_by_layer
 from bitpruner.prune_weights.report import layer_sparsity_table, plot_layer_sparsity, print_layer_sparsity
-from bitpruner.tracking import stage_run
-from bitpruner.training.builders import build_datamodule
+from bitpruner.skeleton.fit import FitContext, FitStage, load_for_fine_tuning, run_fit_stage
+from bitpruner.training.evaluate import quantized_metrics, split_metrics
 from bitpruner.training.module import ClassifierModule
-from bitpruner.training.resume import clear_checkpoint_dir, prepare_checkpoint_dir
-from bitpruner.train.stage import final_metrics, quantized_metrics, run_tags, write_config
-from bitpruner.utils.atomic import write_csv, write_json
+from bitpruner.utils.atomic import write_csv
 
-STAGE = "prune_weights"
-HASH_CHUNK = 1 << 20
+LAYER_KINDS = ("conv2d", "linear")
 
 
-def file_digest(path: Path) -> str:
-    """Short content hash: a retrained input model must not resume an old pruning run."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]
-
-
-def load_input_model(cfg: dict, datamodule):
-    """The model to prune and its checkpoint payload; the data set must be the one it was trained on."""
-    path = Path(cfg["input_ckpt"])
-    model, payload = load_model_checkpoint(path)
-    trained_on = payload.get("meta", {}).get("dataset")
-    if trained_on and trained_on != datamodule.name:
-        raise ConfigError(f"input_ckpt {path}: trained on {trained_on!r}, but data={datamodule.name!r}")
-    return model, payload
-
-
-def build_pruning_trainer(cfg: dict, ckpt_dir: Path, logger, callbacks: list) -> L.Trainer:
-    """The configured Trainer, writing `last.ckpt` at every epoch end.
-
-    Lightning 2.6 refreshes `save_last` only in epochs whose monitored metric improved; while
-    pruning, val accuracy falls as sparsity rises, so a monitored `last.ckpt` would lag behind.
-    """
-    last = ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1,
-                           enable_version_counter=False)
-    return instantiate(dict(cfg["trainer"]), logger=logger if logger is not None else False,
-                       callbacks=[last, *callbacks], _convert_="all")
-
-
-def sparsity_metrics(model, pruned: list[str]) -> dict:
-    """Overall (all conv/linear weights), pruned layers only, by layer type, and per layer."""
+def sparsity_metrics(model: nn.Module, pruned: list[str]) -> dict:
+    """Overall (all conv/linear weights), pruned layers only, by layer type, and per layer (fractions)."""
     layers = prunable_layers(model)
-    by_kind = {kind: [n for n, m in layers.items() if type(m).__name__.lower() == kind] for kind in ("conv2d", "linear")}
     out = {"sparsity": overall_sparsity(model), "sparsity_pruned_layers": overall_sparsity(model, pruned)}
-    for kind, names in by_kind.items():
+    for kind in LAYER_KINDS:
+        names = [n for n, m in layers.items() if type(m).__name__.lower() == kind]
         if names:
             out[f"sparsity_{kind}"] = overall_sparsity(model, names)
     out["sparsity_layer"] = sparsity_by_layer(model)
     return out
 
 
-def prune_weights(cfg: dict) -> dict:
-    """Run the stage on a resolved config; returns the metrics written to `metrics.json`."""
-    validate_training(cfg)
-    pruning = PruningConfig.from_mapping(cfg["prune_weights"])
-    pruning.check_fits(cfg["trainer"]["max_epochs"])
-    start = time.perf_counter()
-    L.seed_everything(cfg["seed"], workers=True)
-    out_dir = Path(cfg["paths"]["output_dir"])
-    ckpt_dir = Path(cfg["paths"]["ckpt_dir"])
-    datamodule = build_datamodule(cfg)
-    model, payload = load_input_model(cfg, datamodule)
-    model.train()  # loaded in eval mode; Lightning 2.6 keeps a module's mode at the start of fit
-    plan = plan_layers(model, pruning)  # bad layer patterns fail here, before any training
-    geometry = payload["geometry"]
-    module = ClassifierModule(model, cfg["optimizer"], cfg.get("scheduler"), geometry["num_classes"])
-    input_fp = file_digest(Path(cfg["input_ckpt"]))
-    resume_from = prepare_checkpoint_dir(ckpt_dir, fingerprint({**cfg, "input_ckpt_sha": input_fp}),
-                                         bool(cfg.get("resume", True)))
-    model_cfg = payload["model_cfg"]
-    tags = {**run_tags({**cfg, "model": model_cfg}, datamodule), "input_ckpt_sha": input_fp}
+class PruneWeightsStage(FitStage):
+    name = "prune_weights"
+    artifacts = ("layer_sparsity.csv", "layer_sparsity.png")
 
-    with stage_run(STAGE, cfg, cfg.get("logger", {}).get("mlflow"), cfg["paths"]["root_dir"], tags=tags) as run:
-        trainer = build_pruning_trainer(cfg, ckpt_dir, run.logger, [MagnitudePruningCallback(pruning)])
-        fit_start = time.perf_counter()
-        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
-        fit_time = time.perf_counter() - fit_start
+    def load(self, cfg: dict, datamodule) -> FitContext:
+        return load_for_fine_tuning(cfg, datamodule)
+
+    def prepare(self, ctx: FitContext) -> None:
+        pruning = PruningConfig.from_mapping(ctx.cfg["prune_weights"])
+        pruning.check_fits(ctx.cfg["trainer"]["max_epochs"])
+        ctx.state["pruning"] = pruning
+        ctx.state["plan"] = plan_layers(ctx.model, pruning)  # bad layer patterns fail here, before training
+        baseline = ctx.state["payload"].get("meta", {}).get("metrics", {})
+        if "test_acc" in baseline:
+            ctx.reference["baseline_test_acc"] = baseline["test_acc"]
+
+    def callbacks(self, ctx: FitContext) -> list:
+        return [MagnitudePruningCallback(ctx.state["pruning"])]
+
+    def result(self, ctx: FitContext, module: ClassifierModule, trainer: L.Trainer) -> tuple[nn.Module, dict]:
         # The last epoch's model, not the best-val one: earlier epochs are less sparse.
         network = squash(module.model)
-        metrics = final_metrics(network, datamodule)
-        if cfg.get("quant"):
-            metrics.update(quantized_metrics(network, datamodule, cfg["quant"]))
-        baseline = payload.get("meta", {}).get("metrics", {})
-        if "test_acc" in baseline:
-            metrics["baseline_test_acc"] = baseline["test_acc"]
-            metrics["test_acc_drop"] = baseline["test_acc"] - metrics["test_acc"]
-        metrics.update(sparsity_metrics(network, plan.pruned))
-        metrics.update({
-            "epochs": int(trainer.current_epoch),
-            "train_time_s": round(fit_time, 2),
-            "wall_time_s": round(time.perf_counter() - start, 2),
-            "parameters": int(sum(p.numel() for p in network.parameters())),
-            "nonzero_weights": int(sum(int(m.weight.count_nonzero()) for m in prunable_layers(network).values())),
-        })
-        save_model_checkpoint(out_dir / "model.ckpt", network, model_cfg, geometry,
-                              meta={"stage": STAGE, "dataset": datamodule.name, "metrics": metrics,
-                                    "mean": datamodule.mean.tolist(), "std": datamodule.std.tolist(),
-                                    "source": str(cfg["input_ckpt"]), "source_sha": input_fp})
+        metrics = split_metrics(network, ctx.datamodule)
+        if ctx.cfg.get("quant"):
+            metrics.update(quantized_metrics(network, ctx.datamodule, ctx.cfg["quant"]))
+        if "baseline_test_acc" in ctx.reference:
+            metrics["test_acc_drop"] = ctx.reference["baseline_test_acc"] - metrics["test_acc"]
+        metrics.update(sparsity_metrics(network, ctx.state["plan"].pruned))
+        metrics["parameters"] = int(sum(p.numel() for p in network.parameters()))
+        metrics["nonzero_weights"] = int(sum(int(m.weight.count_nonzero()) for m in prunable_layers(network).values()))
+        return network, metrics
+
+    def write_outputs(self, ctx: FitContext, network: nn.Module, metrics: dict) -> None:
         table = layer_sparsity_table(network)
-        write_csv(out_dir / "layer_sparsity.csv", table)
-        plot_layer_sparsity(table, out_dir / "layer_sparsity.png")
-        write_json(out_dir / "metrics.json", metrics)
-        write_config(out_dir / "config.yaml", cfg)
-        print_layer_sparsity(table)
-        flat = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
-        flat.update({f"sparsity_layer/{k}": v for k, v in metrics["sparsity_layer"].items()})
-        run.log_metrics({f"final/{k}": v for k, v in flat.items()})
-        for name in ("metrics.json", "config.yaml", "layer_sparsity.csv", "layer_sparsity.png"):
-            run.log_artifact(out_dir / name)
-    clear_checkpoint_dir(ckpt_dir)
-    return metrics
+        write_csv(ctx.out_dir / "layer_sparsity.csv", table)
+        plot_layer_sparsity(table, ctx.out_dir / "layer_sparsity.png")
+        ctx.state["table"] = table
+
+    def summary(self, ctx: FitContext, metrics: dict) -> None:
+        print_layer_sparsity(ctx.state["table"])
+
+
+def prune_weights(cfg: dict) -> dict:
+    """Run the stage on a resolved config; returns the metrics written to `metrics.json`."""
+    return run_fit_stage(PruneWeightsStage(), cfg)

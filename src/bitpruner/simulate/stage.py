@@ -25,8 +25,7 @@ from bitpruner.sim.accelerators import Accelerator, accelerators_from_config
 STAGE = "simulate"
 TRACES_DIR = "traces"
 DNNSIM_DIR = "dnnsim"
-ARTIFACTS = ("metrics.json", "config.yaml", "comparison.md", "comparison.csv", "cycles.csv", "variants.csv",
-             "speedups.png", "layer_cycles.png")
+ARTIFACTS = ("comparison.md", "comparison.csv", "cycles.csv", "variants.csv", "speedups.png", "layer_cycles.png")
 
 
 @dataclass(frozen=True)
@@ -107,17 +106,13 @@ def stored_accuracy(spec: VariantSpec) -> float | None:
 def capture_variant(spec: VariantSpec, cfg: dict, datamodule, test_inputs):
     """Load, quantize and trace one variant; returns (trace, one row of variants.csv, model name)."""
     from bitpruner.prune_bits.bits import model_bit_stats
-    from bitpruner.models.checkpoint import load_model_checkpoint
-    from bitpruner.sim.capture import quantise_model
+    from bitpruner.sim.capture import quantize_model
+    from bitpruner.skeleton.inputs import load_input_model
     from bitpruner.training.evaluate import evaluate
 
-    model, payload = load_model_checkpoint(spec.ckpt)
-    trained_on = payload.get("meta", {}).get("dataset")
-    if trained_on and trained_on != datamodule.name:
-        raise ConfigError(f"variants.{spec.name}.ckpt {spec.ckpt}: trained on {trained_on!r}, "
-                          f"but data={datamodule.name!r}")
+    model, payload = load_input_model(spec.ckpt, datamodule.name, key=f"variants.{spec.name}.ckpt")
     calib = datamodule.calibration_batches(cfg["calibration"]["batches"], cfg["calibration"].get("batch_size"))
-    qmodel = quantise_model(model, calib, payload, act_bits=cfg["bits"]["activations"],
+    qmodel = quantize_model(model, calib, payload, act_bits=cfg["bits"]["activations"],
                             wgt_bits=cfg["bits"]["weights"], name=spec.name)
     trace = qmodel.capture(test_inputs)
     # The traced network's own accuracy: integer weights AND quantized activations, as simulated.
@@ -197,10 +192,10 @@ def simulate(cfg: dict) -> dict:
     from bitpruner.reports.comparison import comparison_markdown, comparison_table, headline_metrics
     from bitpruner.reports.plots import plot_layer_cycles, plot_speedups
     from bitpruner.sim.capture import first_samples
+    from bitpruner.skeleton.outputs import finish_outputs
     from bitpruner.tracking import stage_run
     from bitpruner.training.builders import build_datamodule
-    from bitpruner.train.stage import write_config
-    from bitpruner.utils.atomic import write_csv, write_json, write_text
+    from bitpruner.utils.atomic import write_csv, write_text
 
     specs, accels = validate(cfg)
     start = time.perf_counter()
@@ -240,11 +235,6 @@ def simulate(cfg: dict) -> dict:
             notes=_notes(accels, cfg["samples"], datamodule.name, cfg["bits"])))
         plot_speedups(table, out_dir / "speedups.png", baseline, weight_pruned)
         plot_layer_cycles(cycles, out_dir / "layer_cycles.png")
-        write_json(out_dir / "metrics.json", {k: (None if isinstance(v, float) and math.isnan(v) else v)
-                                              for k, v in metrics.items()})
-        write_config(out_dir / "config.yaml", cfg)
-        run.log_metrics({f"final/{k}": v for k, v in metrics.items()})
-        for name in ARTIFACTS:
-            run.log_artifact(out_dir / name)
+        finish_outputs(run, out_dir, cfg, metrics, ARTIFACTS)
     print((out_dir / "comparison.md").read_text())
     return metrics

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from bitpruner.skeleton.outputs import FINAL_PREFIX  # stages log end-of-stage figures as final/<key>
 from bitpruner.utils.atomic import save_figure
 
-FINAL_PREFIX = "final/"  # the stages log their end-of-stage figures as final/<metrics.json key>
 SUMMARY_COLUMNS = ("job", "overrides", "status", "run_id", "test_acc", "bit_sparsity")
 # The speedup that colors the plot, most telling first (simulate's geomean, then prune_bits' cycle proxies).
 PRIMARY_SPEEDUPS = ("speedup_vs_nonpruned/geomean", "column_speedup_vs_baseline", "column_speedup_vs_input",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
@@ -27,19 +28,30 @@ def build_model(cfg: dict, geometry: dict):
     return build_from_config(cfg["model"], geometry)
 
 
-def build_trainer(cfg: dict, ckpt_dir: Path, logger, callbacks: list | None = None) -> L.Trainer:
-    """The configured Trainer plus best/last checkpoints in `ckpt_dir` (best = lowest val loss).
+def build_optimizers(cfg: dict) -> tuple[Callable, Callable | None]:
+    """The `optimizer` and `scheduler` config groups as partials (`_partial_: true`): the training module
+    calls them with its parameters / optimizer. An absent or empty `scheduler` node means none."""
+    optimizer = instantiate(cfg["optimizer"], _convert_="all")
+    scheduler = instantiate(cfg["scheduler"], _convert_="all") if cfg.get("scheduler") else None
+    return optimizer, scheduler
 
-    `last.ckpt` has its own unmonitored callback so that it is rewritten at every epoch end,
-    whether or not the monitored metric improved (it is what a crashed run resumes from).
+
+def build_trainer(cfg: dict, ckpt_dir: Path, logger, callbacks: list | None = None,
+                  keep_best: bool = False) -> L.Trainer:
+    """The configured Trainer, writing `last.ckpt` in `ckpt_dir` at every epoch end (what a crashed run resumes
+    from), and with `keep_best` also `best.ckpt` (lowest val loss).
+
+    `last.ckpt` has its own unmonitored callback: Lightning 2.6 refreshes a monitored `save_last` only in
+    epochs whose metric improved, and while pruning val accuracy falls as sparsity rises.
     """
-    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/loss", mode="min",
-                           auto_insert_metric_name=False)
     last = ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1,
                            enable_version_counter=False)
-    trainer_cfg = {k: v for k, v in cfg["trainer"].items()}
-    return instantiate(trainer_cfg, logger=logger if logger is not None else False,
-                       callbacks=[best, last, *(callbacks or [])], _convert_="all")
+    checkpoints = [last]
+    if keep_best:
+        checkpoints.insert(0, ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/loss", mode="min",
+                                              auto_insert_metric_name=False))
+    return instantiate(dict(cfg["trainer"]), logger=logger if logger is not None else False,
+                       callbacks=[*checkpoints, *(callbacks or [])], _convert_="all")
 
 
 def best_checkpoint(trainer: L.Trainer) -> str | None:

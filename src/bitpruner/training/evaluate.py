@@ -29,3 +29,25 @@ def evaluate(model: nn.Module, loader) -> dict[str, float]:
     if correct5:
         out["acc_top5"] = 100.0 * correct5 / total
     return out
+
+
+def split_metrics(model: nn.Module, datamodule) -> dict[str, float]:
+    """`val_*` and `test_*` figures of `model` (float weights) with the plain loop a reload also uses."""
+    out = {}
+    for split, loader in (("val", datamodule.val_dataloader()), ("test", datamodule.test_dataloader())):
+        out.update({f"{split}_{k}": v for k, v in evaluate(model, loader).items() if k != "samples"})
+    return out
+
+
+def quantized_metrics(model: nn.Module, datamodule, quant: dict) -> dict[str, float]:
+    """Accuracy with `quant.bits`-bit fixed-point weights (activations float): the fair non-pruned reference.
+
+    Keys: `val_acc_<b>bit`, `test_acc_<b>bit`, `test_loss_<b>bit` (percent, percent, mean cross-entropy).
+    """
+    from bitpruner.quant.evaluate import quantized_accuracy
+
+    bits = quant["bits"]
+    val = quantized_accuracy(model, datamodule.val_dataloader(), quant)
+    test = quantized_accuracy(model, datamodule.test_dataloader(), quant)
+    return {f"val_acc_{bits}bit": val["acc"], f"test_acc_{bits}bit": test["acc"],
+            f"test_loss_{bits}bit": test["loss"]}

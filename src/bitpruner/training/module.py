@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable
 
 import lightning as L
 import torch
@@ -10,20 +10,26 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from bitpruner.training.optim import build_optimizer, build_scheduler
-
 # Top-5 accuracy says little when there are only a handful of classes.
 TOP5_MIN_CLASSES = 20
 
 
 class ClassifierModule(L.LightningModule):
-    def __init__(self, model: nn.Module, optimizer: Mapping, scheduler: Mapping | None, num_classes: int):
+    """Cross-entropy classification of `model`'s logits [N, num_classes].
+
+    `optimizer(params) -> torch.optim.Optimizer` and `scheduler(optimizer) -> LRScheduler` (stepped once per
+    epoch; None: constant rate) are the partials `hydra.utils.instantiate` builds from the `optimizer` and
+    `scheduler` config groups.
+    """
+
+    def __init__(self, model: nn.Module, optimizer: Callable, scheduler: Callable | None, num_classes: int):
         super().__init__()
         self.model = model
-        self.optimizer_cfg = dict(optimizer)
-        self.scheduler_cfg = dict(scheduler or {"name": "none"})
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
         self.num_classes = num_classes
-        self.save_hyperparameters(ignore=["model"])
+        # Plain values only: the partials are rebuilt from the config on resume, not unpickled.
+        self.save_hyperparameters(ignore=["model", "optimizer", "scheduler"])
         self.top5 = num_classes >= TOP5_MIN_CLASSES
         for split in ("train", "val", "test"):
             setattr(self, f"{split}_acc", MulticlassAccuracy(num_classes=num_classes, average="micro"))
@@ -58,9 +64,8 @@ class ClassifierModule(L.LightningModule):
         self._step(batch, "test")
 
     def configure_optimizers(self):
-        optimizer = build_optimizer(self.parameters(), self.optimizer_cfg)
-        max_epochs = self.trainer.max_epochs if self.trainer is not None else 1
-        scheduler = build_scheduler(optimizer, self.scheduler_cfg, max_epochs)
-        if scheduler is None:
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.scheduler_factory is None:
             return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer), "interval": "epoch"}}

@@ -1,0 +1,41 @@
+"""What a stage reads from an earlier stage: the input model checkpoint, and what identifies it."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from torch import nn
+
+from bitpruner.errors import ConfigError
+from bitpruner.models.checkpoint import load_model_checkpoint
+
+HASH_CHUNK = 1 << 20
+DIGEST_CHARS = 16
+
+
+def file_digest(path: str | Path) -> str:
+    """First 16 hex digits of the file's SHA-256: a retrained input must not resume an old run."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()[:DIGEST_CHARS]
+
+
+def load_input_model(path: str | Path, dataset: str, key: str = "input_ckpt") -> tuple[nn.Module, dict]:
+    """The model in `path` (eval mode) and its checkpoint payload.
+
+    Raises ConfigError (naming `key` and the file) when the model was trained on another data set than
+    `dataset`: its geometry and normalization would not fit.
+    """
+    model, payload = load_model_checkpoint(path)
+    trained_on = payload.get("meta", {}).get("dataset")
+    if trained_on and trained_on != dataset:
+        raise ConfigError(f"{key} {path}: trained on {trained_on!r}, but data={dataset!r}")
+    return model, payload
+
+
+def model_name(model_cfg: dict) -> str:
+    """The model's label in tags and tables: its config `name`, else its `_target_`."""
+    return str(model_cfg.get("name") or model_cfg.get("_target_", "unknown"))

@@ -1,0 +1,223 @@
+"""dvc.yaml is correct by construction: every stage depends on all the code and configs it runs, its
+params agree with conf/ (one default per knob), caches are ignored, and a code change makes exactly the
+stages that import it stale."""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+SRC = REPO / "src"
+CONF = REPO / "conf"
+DVC_YAML = yaml.safe_load((REPO / "dvc.yaml").read_text())
+PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
+STAGES = DVC_YAML["stages"]
+# Config groups whose choice cannot change a stage's outputs (tracking, Hydra's own settings, presets that the
+# pipeline's commands never select).
+RESULT_NEUTRAL_GROUPS = {"hydra", "logger", "experiment", "debug"}
+OVERRIDE = re.compile(r"(?P<key>[\w.@+~]+)=(?P<value>\S+)")
+
+
+def module_file(module: str) -> Path | None:
+    path = SRC / Path(*module.split("."))
+    for candidate in (path / "__init__.py", path.with_suffix(".py")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def bitpruner_imports(path: Path) -> set[str]:
+    """Every `bitpruner.*` module a file imports, at module level or inside functions (lazy imports)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+    return {m for m in found if m.split(".")[0] == "bitpruner"}
+
+
+def config_groups(stage: str) -> set[str]:
+    """The config groups a stage's primary config selects in its defaults list."""
+    defaults = yaml.safe_load((CONF / f"{stage}.yaml").read_text())["defaults"]
+    groups = set()
+    for item in defaults:
+        if isinstance(item, dict):
+            groups |= {key.split("@")[0] for key in item}
+    return groups - RESULT_NEUTRAL_GROUPS - {"_self_"}
+
+
+def hydra_targets(paths: list[Path]) -> set[str]:
+    """`_target_` modules named in config files (code that Hydra imports by name)."""
+    modules = set()
+    for path in paths:
+        for text in re.findall(r"_target_:\s*(bitpruner\.[\w.]+)", path.read_text()):
+            modules.add(text.rsplit(".", 1)[0])
+    return modules
+
+
+def code_of(stage: str | None, entry: Path | None = None) -> set[Path]:
+    """Files of the bitpruner package that a stage's entry point (`pipelines/<stage>.py`, or `entry`) can run:
+    its import closure, lazy imports and the Hydra targets of its configs included."""
+    conf_files = [] if stage is None else [CONF / f"{stage}.yaml"] + [
+        p for g in config_groups(stage) for p in (CONF / g).glob("*.yaml")]
+    todo = [entry or REPO / "pipelines" / f"{stage}.py"]
+    pending_modules = hydra_targets(conf_files)
+    files: set[Path] = set()
+    while todo or pending_modules:
+        if todo:
+            pending_modules |= bitpruner_imports(todo.pop())
+        for module in list(pending_modules):
+            pending_modules.discard(module)
+            parts = module.split(".")
+            for i in range(1, len(parts) + 1):  # a module's packages run their __init__ too
+                path = module_file(".".join(parts[:i]))
+                if path is not None and path not in files:
+                    files.add(path)
+                    todo.append(path)
+    return files
+
+
+def covered(path: Path, deps: list[str]) -> bool:
+    rel = path.relative_to(REPO).as_posix()
+    return any(rel == d or rel.startswith(d.rstrip("/") + "/") for d in deps)
+
+
+def deps_of(stage: str) -> list[str]:
+    return [d if isinstance(d, str) else next(iter(d)) for d in STAGES[stage]["deps"]]
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_stage_deps_cover_every_module_it_runs(stage):
+    deps = deps_of(stage)
+    missing = sorted(p.relative_to(REPO).as_posix() for p in code_of(stage) if not covered(p, deps))
+    assert not missing, f"dvc.yaml stage {stage} runs code it does not depend on: {missing}"
+    assert f"pipelines/{stage}.py" in deps
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_stage_deps_cover_its_configs(stage):
+    deps = deps_of(stage)
+    wanted = [f"conf/{stage}.yaml", *(f"conf/{g}" for g in sorted(config_groups(stage)))]
+    assert [w for w in wanted if w not in deps] == []
+
+
+def cmd_overrides(stage: str) -> dict[str, str]:
+    """Hydra overrides in a stage's command whose value is a params.yaml reference, key -> template."""
+    cmd = STAGES[stage]["cmd"]
+    return {m["key"]: m["value"] for m in OVERRIDE.finditer(cmd) if "${" in m["value"]}
+
+
+def param_value(template: str):
+    """A `${a.b}` template (possibly inside other text, e.g. `[${plan.candidates}]`) with params.yaml filled in,
+    parsed as Hydra would parse the override value."""
+    def lookup(match):
+        node = PARAMS
+        for part in match.group(1).split("."):
+            node = node[part]
+        return str(node)
+
+    return yaml.safe_load(re.sub(r"\$\{([\w.]+)\}", lookup, template))
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_params_agree_with_conf_defaults(compose, stage):
+    """A knob lives in one place: the value params.yaml passes equals the stage config's own default, so
+    `python pipelines/<stage>.py` and `dvc repro` run the same thing."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF)):
+        cfg = hydra_compose(stage, return_hydra_config=True)
+    choices = cfg.hydra.runtime.choices
+    resolved = compose(stage)
+    disagree = []
+    for key, template in cmd_overrides(stage).items():
+        want = param_value(template)
+        if key in choices:  # a config group: the default option
+            have = choices[key]
+        else:
+            node = resolved
+            for part in key.split("."):
+                node = node[part]
+            have = node
+        if have != want:
+            disagree.append(f"{key}: conf {have!r} vs params.yaml {want!r}")
+    assert not disagree, f"stage {stage}: " + "; ".join(disagree)
+
+
+def test_dvcignore_ignores_caches_beside_the_sources():
+    patterns = (REPO / ".dvcignore").read_text().split()
+    assert {"__pycache__/", "*.pyc", "*.nbi", "*.nbc"} <= set(patterns)
+
+
+def dvc(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).with_name("dvc")
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    return subprocess.run([str(exe), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+def stale_stages(cwd: Path) -> set[str]:
+    proc = dvc(["status", "--json"], cwd)
+    assert proc.returncode == 0, proc.stderr
+    status = yaml.safe_load(proc.stdout or "{}") or {}
+    return {name for name, changes in status.items()
+            if any(isinstance(c, dict) and "changed deps" in c for c in changes)}
+
+
+def test_a_change_in_an_imported_module_makes_exactly_its_stages_stale(tmp_path):
+    """In a copy of the pipeline whose lock records the current code (`dvc commit` over placeholder outputs),
+    touching a module makes stale the stages that run it (per the import closure) and no other."""
+    project = tmp_path / "project"
+    skip = shutil.ignore_patterns("__pycache__", "*.egg-info", "sweep")  # the sweep pipeline has its own dvc.yaml
+    for name in ("src", "conf", "pipelines"):
+        shutil.copytree(REPO / name, project / name, ignore=skip)
+    for name in ("dvc.yaml", "params.yaml", ".dvcignore"):
+        shutil.copy(REPO / name, project / name)
+    assert dvc(["init", "--no-scm", "-q"], project).returncode == 0
+    for stage in STAGES.values():
+        for out in [*stage.get("outs", []), *stage.get("metrics", []), *stage.get("plots", [])]:
+            path = project / (out if isinstance(out, str) else next(iter(out)))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.suffix:
+                path.write_text("{}\n" if path.suffix == ".json" else "placeholder\n")
+            else:
+                path.mkdir(exist_ok=True)
+                (path / "placeholder").write_text("x\n")
+    proc = dvc(["commit", "-f"], project)
+    assert proc.returncode == 0, proc.stderr
+    assert stale_stages(project) == set()
+
+    probes = ["src/bitpruner/sim/kernels.py", "src/bitpruner/training/module.py", "src/bitpruner/reports/plots.py"]
+    for probe in probes:
+        path = project / probe
+        original = path.read_text()
+        path.write_text(original + "\n# changed\n")
+        expected = {s for s in STAGES if (REPO / probe) in code_of(s)}
+        assert expected, f"{probe} is run by no stage: pick another probe"
+        assert stale_stages(project) == expected, probe
+        path.write_text(original)
+
+
+def test_sweep_pipeline_cells_depend_on_the_prune_bits_code():
+    sweep = yaml.safe_load((REPO / "pipelines" / "sweep" / "dvc.yaml").read_text())["stages"]["prune_bits"]
+    deps = [d if isinstance(d, str) else next(iter(d)) for d in sweep["deps"]]
+    missing = sorted(p.relative_to(REPO).as_posix() for p in code_of("prune_bits") if not covered(p, deps))
+    assert not missing, f"pipelines/sweep/dvc.yaml prune_bits runs code it does not depend on: {missing}"
+
+
+def test_sweep_collect_depends_on_its_code():
+    collect = yaml.safe_load((REPO / "pipelines" / "sweep" / "dvc.yaml").read_text())["stages"]["collect"]
+    module = collect["cmd"].split("-m ")[1].split()[0]
+    code = code_of(None, entry=module_file(module))
+    missing = sorted(p.relative_to(REPO).as_posix() for p in code if not covered(p, collect["deps"]))
+    assert not missing, f"pipelines/sweep/dvc.yaml collect runs code it does not depend on: {missing}"
