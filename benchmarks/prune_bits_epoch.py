@@ -19,8 +19,8 @@ os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from bitpruner.prune_bits.projected_weight import attach_projections  # noqa: E402
 from bitpruner.models.lenet import LeNet5  # noqa: E402
+from bitpruner.prune_bits.projected_weight import attach_projections  # noqa: E402
 from bitpruner.quant.fixed_point import QuantConfig  # noqa: E402
 from bitpruner.quant.model import fake_quant_model  # noqa: E402
 

@@ -10,8 +10,8 @@ set_project_root(__file__)
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="prune_bits")
 def main(cfg: DictConfig) -> float:
-    from bitpruner.prune_bits.stage import prune_bits
     from bitpruner.config import to_container
+    from bitpruner.prune_bits.stage import prune_bits
 
     metrics = run_stage(prune_bits, to_container(cfg))
     return metrics["val_acc"]  # the value a Hydra sweeper optimizes

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers.paths import CONFIG_DIR
+
 os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 os.environ.setdefault("GIT_AUTHOR_NAME", "bitpruner tests")
@@ -13,9 +15,6 @@ os.environ.setdefault("GIT_COMMITTER_NAME", "bitpruner tests")
 os.environ.setdefault("GIT_COMMITTER_EMAIL", "tests@bitpruner.invalid")
 # A tracking server configured in the shell must not receive test runs.
 os.environ.pop("MLFLOW_TRACKING_URI", None)
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-CONFIG_DIR = REPO_ROOT / "conf"
 
 
 @pytest.fixture(scope="session")

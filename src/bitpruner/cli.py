@@ -12,11 +12,11 @@ import sys
 
 from bitpruner.errors import BitprunerError
 
-# module path -> registered lazily; a module that does not exist yet is skipped.
+# Every module here must exist and import (a failing import is an error, never skipped); each keeps its
+# heavy imports inside its commands. prune_bits has no command-line entry point (it runs as a DVC stage).
 SUBCOMMAND_MODULES = (
     "bitpruner.sim.cli",
     "bitpruner.prune_weights.cli",
-    "bitpruner.prune_bits.cli",
     "bitpruner.reports.cli",
     "bitpruner.plan.cli",
 )
@@ -26,13 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bitpruner", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
-                continue  # that area has no commands (yet)
-            raise
-        module.register(subparsers)
+        importlib.import_module(name).register(subparsers)
     return parser
 
 

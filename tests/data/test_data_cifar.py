@@ -4,12 +4,12 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from data_fakes import write_pickle
 
 from bitpruner.data import Cifar10DataModule, Cifar100DataModule
 from bitpruner.data.augment import CropFlip
 from bitpruner.data.cifar import read_batch
 from bitpruner.errors import DataError
+from helpers.data import write_pickle
 
 
 @pytest.mark.parametrize("point_at_parent", [False, True])

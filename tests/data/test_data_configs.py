@@ -6,8 +6,9 @@ import pytest
 from omegaconf import OmegaConf
 
 from bitpruner.data import BaseDataModule, build_datamodule
+from helpers.paths import CONFIG_DIR
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "data"
+CONF_DIR = CONFIG_DIR / "data"
 SHARED_KEYS = {"_target_", "batch_size", "num_workers", "seed", "drop_last"}
 CONFIGS = sorted(path.stem for path in CONF_DIR.glob("*.yaml"))
 

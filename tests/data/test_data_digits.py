@@ -1,9 +1,8 @@
-import lightning as L
 import torch
 from omegaconf import OmegaConf
-from torch import nn
 
 from bitpruner.data import DigitsDataModule, MnistIdxDataModule
+from helpers.lightning import LinearClassifier, quiet_trainer
 
 
 def test_digits_counts_shapes_and_hparams():
@@ -31,35 +30,10 @@ def test_drop_last_applies_to_train_only():
     assert len(dm.val_dataloader()) == 2
 
 
-class _TinyClassifier(L.LightningModule):
-    def __init__(self, inputs: int, classes: int):
-        super().__init__()
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(inputs, classes))
-
-    def training_step(self, batch, _):
-        images, labels = batch
-        return nn.functional.cross_entropy(self.net(images), labels)
-
-    def test_step(self, batch, _):
-        images, labels = batch
-        self.log("acc", (self.net(images).argmax(1) == labels).float().mean())
-
-    def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=0.05)
-
-
 def test_trainer_fits_and_tests_with_the_datamodule(tmp_path):
     dm = DigitsDataModule(batch_size=64, seed=0)
-    model = _TinyClassifier(dm.in_channels * dm.image_size[0] * dm.image_size[1], dm.num_classes)
-    trainer = L.Trainer(
-        max_epochs=3,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )
+    model = LinearClassifier(dm.in_channels * dm.image_size[0] * dm.image_size[1], dm.num_classes)
+    trainer = quiet_trainer(tmp_path, max_epochs=3, enable_checkpointing=False)
     trainer.fit(model, datamodule=dm)
     accuracy = trainer.test(model, datamodule=dm, verbose=False)[0]["acc"]
     assert accuracy > 0.85  # a linear model reaches ~0.95 on normalized digits
@@ -70,16 +44,8 @@ def test_checkpoint_with_datamodule_hparams_loads_weights_only(tmp_path, mnist_i
     names = OmegaConf.create(["a", "b", "c", "d"])  # Hydra passes lists as ListConfig
     dm = MnistIdxDataModule(data_dir=folder, val_size=4, class_names=names)
     assert dm.hparams["data_dir"] == str(folder) and dm.hparams["class_names"] == ["a", "b", "c", "d"]
-    model = _TinyClassifier(28 * 28, dm.num_classes)
-    trainer = L.Trainer(
-        max_steps=1,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )
+    model = LinearClassifier(28 * 28, dm.num_classes)
+    trainer = quiet_trainer(tmp_path, max_steps=1, enable_checkpointing=False)
     trainer.fit(model, datamodule=dm)
     trainer.save_checkpoint(tmp_path / "model.ckpt")
     stored = torch.load(tmp_path / "model.ckpt", weights_only=True)

@@ -3,11 +3,11 @@ import gzip
 import numpy as np
 import pytest
 import torch
-from data_fakes import IDX_NAMES, idx_bytes, write_idx
 
 from bitpruner.data import MnistIdxDataModule
 from bitpruner.data.idx import read_idx
 from bitpruner.errors import DataError
+from helpers.data import IDX_NAMES, idx_bytes, write_idx
 
 
 @pytest.mark.parametrize("gz", [True, False])

@@ -1,35 +1,14 @@
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 import bitpruner.data.imagefolder as imagefolder_module
 from bitpruner.data import ImageFolderDataModule
 from bitpruner.errors import DataError
-
-
-def write_tree(root, classes=("cat", "dog", "emu"), per_class=3, splits=("train", "val")):
-    rng = np.random.default_rng(0)
-    for split in splits:
-        for name in classes:
-            folder = root / split / name
-            folder.mkdir(parents=True)
-            for index in range(per_class):
-                pixels = rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)
-                Image.fromarray(pixels).save(folder / f"{index}.png")
-    return root
-
-
-def torchvision_works() -> bool:
-    try:
-        import torchvision  # noqa: F401
-    except Exception:  # noqa: BLE001 - an ABI mismatch with torch raises more than ImportError
-        return False
-    return True
+from helpers.data import torchvision_works, write_image_tree
 
 
 def test_metadata_comes_from_the_folders_without_torchvision(tmp_path):
-    dm = ImageFolderDataModule(data_dir=write_tree(tmp_path), image_size=16)
+    dm = ImageFolderDataModule(data_dir=write_image_tree(tmp_path), image_size=16)
     assert dm.class_names == ["cat", "dog", "emu"]
     assert dm.num_classes == 3 and dm.input_shape == (3, 16, 16)
     assert dm.mean.shape == dm.std.shape == (3,)
@@ -41,7 +20,7 @@ def test_metadata_comes_from_the_folders_without_torchvision(tmp_path):
 def test_missing_folders_are_one_line_errors(tmp_path):
     with pytest.raises(DataError, match=r"imagenet: directory not found \(expected an ImageFolder tree"):
         _ = ImageFolderDataModule(data_dir=tmp_path / "imagenet").num_classes
-    write_tree(tmp_path / "partial", splits=("train",))
+    write_image_tree(tmp_path / "partial", splits=("train",))
     with pytest.raises(DataError, match=r"partial/val: directory not found \(expected .*/train/<class>/"):
         _ = ImageFolderDataModule(data_dir=tmp_path / "partial").num_classes
     (tmp_path / "empty" / "train").mkdir(parents=True)
@@ -56,7 +35,7 @@ def test_missing_torchvision_is_a_one_line_error(tmp_path, monkeypatch):
 
     if torchvision_works():
         monkeypatch.setattr(imagefolder_module, "_import_torchvision", broken)
-    dm = ImageFolderDataModule(data_dir=write_tree(tmp_path))
+    dm = ImageFolderDataModule(data_dir=write_image_tree(tmp_path))
     with pytest.raises(
         DataError, match=r"^imagefolder needs torchvision: pip install 'bitpruner\[vision\]'$"
     ):
@@ -65,7 +44,7 @@ def test_missing_torchvision_is_a_one_line_error(tmp_path, monkeypatch):
 
 @pytest.mark.skipif(not torchvision_works(), reason="torchvision is not importable beside this torch")
 def test_loads_png_tree_with_torchvision(tmp_path):
-    dm = ImageFolderDataModule(data_dir=write_tree(tmp_path), image_size=16, batch_size=4)
+    dm = ImageFolderDataModule(data_dir=write_image_tree(tmp_path), image_size=16, batch_size=4)
     assert dm.split_sizes() == {"train": 9, "val": 9, "test": 9}
     images, labels = next(iter(dm.val_dataloader()))
     assert images.shape == (4, 3, 16, 16) and images.dtype == torch.float32

@@ -44,7 +44,7 @@ def test_split_sizes_stratified_and_disjoint(module):
     assert module.class_names == [str(d) for d in range(10)]
 
 
-def test_samples_are_normalised_float_images_with_int64_labels(module):
+def test_samples_are_normalized_float_images_with_int64_labels(module):
     images, labels = next(iter(module.train_dataloader()))
     assert images.shape == (50, 1, 28, 28) and images.dtype == torch.float32
     assert labels.dtype == torch.int64

@@ -80,9 +80,9 @@ def test_hydra_run_dirs_are_outside_outputs(compose):
     ("override", "key"),
     [
         ("trainer.max_epochs=-1", "trainer.max_epochs"),
-        ("optimizer.name=adamx", "optimizer.name"),
+        ("optimizer._target_=torch.optim.Adamx", "optimizer._target_"),
         ("optimizer.lr=0", "optimizer.lr"),
-        ("scheduler.name=linear", "scheduler.name"),
+        ("scheduler._target_=torch.optim.lr_scheduler.LinearLRx", "scheduler._target_"),
         ("data.batch_size=0", "data.batch_size"),
         ("export=first", "export"),
     ],
@@ -92,3 +92,4 @@ def test_bad_values_name_the_key(compose, override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")) as info:
         validate_training(cfg)
     assert "\n" not in str(info.value)
+    assert repr(override.split("=", 1)[1]) in str(info.value) or f"got {override.split('=', 1)[1]}," in str(info.value)

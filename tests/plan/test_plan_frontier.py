@@ -1,8 +1,5 @@
 """The planning DP against brute force (every k combination) on small random instances."""
 
-import itertools
-import math
-
 import numpy as np
 import pytest
 
@@ -17,6 +14,7 @@ from bitpruner.plan.frontier import (
     pareto_frontier,
     plan_of,
 )
+from helpers.naive import every_plan, lower_left_frontier
 
 RES = 0.01
 
@@ -33,27 +31,13 @@ def random_instance(rng, layers, ks=(1, 2, 3, 4, 7), on_grid=False):
     return out
 
 
-def brute_force(options):
-    """Every combination of options as a Plan."""
-    return [plan_of(options, choice, RES) for choice in itertools.product(*(range(len(o)) for o in options.values()))]
-
-
-def unit_frontier(plans):
-    """Non-dominated (units, cycles) pairs of a list of plans."""
-    out, lowest = [], math.inf
-    for p in sorted(plans, key=lambda p: (p.units, p.cycles)):
-        if p.cycles < lowest:
-            lowest = p.cycles
-            out.append((p.units, p.cycles))
-    return out
-
-
 @pytest.mark.parametrize("seed", range(12))
-def test_dp_equals_brute_force_on_the_discretised_problem(seed):
+def test_dp_equals_brute_force_on_the_discretized_problem(seed):
     rng = np.random.default_rng(seed)
     options = random_instance(rng, layers=int(rng.integers(1, 5)))
     dp = dp_frontier(options, RES)
-    assert [(p.units, p.cycles) for p in dp] == unit_frontier(brute_force(options))
+    every = [(p.units, p.cycles) for p in every_plan(options, RES)]
+    assert [(p.units, p.cycles) for p in dp] == lower_left_frontier(every)
     for p in dp:  # each plan's numbers are its own
         again = plan_of(options, [[o.k for o in options[n]].index(k) for n, k in p.ks.items()], RES)
         assert (again.units, again.cycles) == (p.units, p.cycles)
@@ -64,8 +48,9 @@ def test_frontier_is_exact_when_drops_are_on_the_grid(seed):
     rng = np.random.default_rng(100 + seed)
     options = random_instance(rng, layers=4, on_grid=True)
     got = [(round(p.drop, 9), p.cycles) for p in pareto_frontier(options, RES)]
-    want = [(round(p.drop, 9), p.cycles) for p in non_dominated(brute_force(options))]
-    assert got == want
+    every = every_plan(options, RES)
+    assert got == lower_left_frontier([(round(p.drop, 9), p.cycles) for p in every])
+    assert got == [(round(p.drop, 9), p.cycles) for p in non_dominated(every)]  # the re-filter alone
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -73,7 +58,7 @@ def test_chosen_plans_are_optimal_and_meet_their_constraint(seed):
     rng = np.random.default_rng(200 + seed)
     options = random_instance(rng, layers=4)
     frontier = pareto_frontier(options, RES)
-    every = brute_force(options)
+    every = every_plan(options, RES)
     slack = len(options) * RES  # ceil discretization over-estimates a plan's drop by < RES per layer
     for max_drop in (0.0, 0.3, 1.0, 2.5):
         plan = min_cycles_plan(frontier, max_drop)

@@ -9,11 +9,11 @@ import torch
 import yaml
 from mlflow.tracking import MlflowClient
 
-from bitpruner.prune_bits.config import BitPruneConfig
 from bitpruner.errors import ConfigError
 from bitpruner.models.checkpoint import build_from_config, load_model_checkpoint, save_model_checkpoint
 from bitpruner.models.layers import prunable_layers
 from bitpruner.plan import stage as plan_stage
+from bitpruner.prune_bits.config import BitPruneConfig
 
 LENET = {"_target_": "bitpruner.models.LeNet5", "name": "lenet5", "channels": [6, 16], "hidden": [32, 24]}
 DIGITS = {"in_channels": 1, "image_size": [8, 8], "num_classes": 10}

@@ -1,55 +1,23 @@
 """Essential bits of every 8-bit (and every 15-bit, for DNNsim's table) value against plain Python."""
 
-from functools import cache
-
 import numpy as np
 import pytest
 
+from bitpruner.errors import ConfigError
 from bitpruner.prune_bits.bits import bit_sparsity, essential_bits, term_masks
 from bitpruner.prune_bits.encodings import DNNSIM_BOOTH_LIMIT, term_mask_table
-from bitpruner.errors import ConfigError
-
-
-def dnnsim_reference(n: int) -> int:
-    """simulator.md's scan, literally on strings."""
-    s = format(n << 2, "018b")
-    out, run = 0, False
-    for _ in range(16):
-        w = s[:3]
-        out <<= 1
-        if w in ("010", "011") and run:
-            out |= 1
-        elif w == "100":
-            out |= 1
-            run = False
-        elif w in ("101", "110") and not run:
-            out |= 1
-        elif w == "111" and not run:
-            out |= 2
-            run = True
-        s = s[1:]
-    return out & 0xFFFF
-
-
-@cache
-def min_signed_digits(n: int) -> int:
-    """Fewest non-zero digits in {-1, 0, 1} that sum to n (a recursion on the lowest digit)."""
-    if n <= 1:
-        return n
-    if n % 2 == 0:
-        return min_signed_digits(n // 2)
-    return 1 + min(min_signed_digits((n - 1) // 2), min_signed_digits((n + 1) // 2))
+from helpers.naive import dnnsim_booth_scan, min_signed_digits, popcount
 
 
 def test_binary_is_popcount_of_magnitude():
     q = np.arange(-127, 128)
-    expected = [bin(abs(int(v))).count("1") for v in q]
+    expected = [popcount(v) for v in q]
     assert essential_bits(q, 8, "binary").tolist() == expected
 
 
 def test_booth_is_minimal_signed_digit_count():
     q = np.arange(-127, 128)
-    expected = [min_signed_digits(abs(int(v))) for v in q]
+    expected = [min_signed_digits(v) for v in q]
     assert essential_bits(q, 8, "booth").tolist() == expected
     masks = term_masks(q, 8, "booth")
     assert not np.any(masks & (masks >> 1)), "NAF digits are never adjacent"
@@ -58,7 +26,7 @@ def test_booth_is_minimal_signed_digit_count():
 def test_dnnsim_booth_table_matches_spec_scan_on_all_15_bit_values():
     table = term_mask_table("dnnsim_booth", 32767)
     sample = range(0, 32768)
-    assert [int(table[n]) for n in sample] == [dnnsim_reference(n) for n in sample]
+    assert [int(table[n]) for n in sample] == [dnnsim_booth_scan(n) for n in sample]
 
 
 def test_dnnsim_differs_from_naf_for_a_fifth_of_inputs():

@@ -1,13 +1,11 @@
 """Projections against brute force: constraint holds, result is nearest, zeros kept, idempotent."""
 
-from itertools import combinations, product
-
 import numpy as np
 import pytest
 import torch
 
+from bitpruner.errors import BitprunerError, ConfigError
 from bitpruner.prune_bits.bits import essential_bits, lane_group_costs
-from bitpruner.prune_bits.lanes import to_lane_groups
 from bitpruner.prune_bits.projections import (
     group_budget,
     group_columns,
@@ -17,21 +15,16 @@ from bitpruner.prune_bits.projections import (
     project,
     project_ste,
 )
-from bitpruner.errors import BitprunerError, ConfigError
-
-
-def popcount(v: int) -> int:
-    return bin(v).count("1")
-
-
-def nearest(a: float, candidates) -> int:
-    """Nearest candidate magnitude to a, ties toward the smaller."""
-    return min(candidates, key=lambda m: (abs(m - a), m))
-
-
-def submasks(mask: int) -> list[int]:
-    return [v for v in range(mask + 1) if v & ~mask == 0]
-
+from helpers.naive import (
+    allowed_magnitudes,
+    brute_group_budget,
+    brute_group_columns,
+    lane_groups_loop,
+    nearest,
+    per_weight_naive,
+    popcount,
+    submasks,
+)
 
 # ------------------------------------------------------------------ per_weight
 
@@ -39,12 +32,9 @@ def submasks(mask: int) -> list[int]:
 @pytest.mark.parametrize("encoding", ["binary", "booth"])
 def test_per_weight_every_8_bit_value(encoding):
     q = np.arange(-127, 128).reshape(1, -1)
-    ebits = essential_bits(np.arange(128), 8, encoding)
     for k in range(8):
-        allowed = [m for m in range(128) if ebits[m] <= k]
         out = per_weight(q, k, encoding=encoding)[0]
-        expected = [int(np.sign(v)) * nearest(abs(int(v)), allowed) for v in q[0]]
-        assert out.tolist() == expected, f"k={k}"
+        assert out.tolist() == per_weight_naive(q[0], k, encoding=encoding), f"k={k}"
         assert np.array_equal(per_weight(out.reshape(1, -1), k, encoding=encoding)[0], out)  # idempotent
 
 
@@ -60,7 +50,7 @@ def test_per_weight_nearest_in_float_domain_with_per_channel_scale():
     w[0, :5] = 0.0
     out = per_weight(w, 2, scale=scale)
     assert out.dtype == torch.int32 and out.shape == w.shape
-    allowed = [m for m in range(128) if popcount(m) <= 2]
+    allowed = allowed_magnitudes(2)
     for r in range(3):
         for c in range(40):
             u = float(w[r, c]) / float(scale[r])
@@ -74,17 +64,6 @@ def test_per_weight_latent_float_matters():
 
 
 # ------------------------------------------------------------------ group_columns
-
-
-def brute_group_columns(a: list[float], k: int, nbits: int) -> float:
-    """Least total squared error over all subsets of <= k positions."""
-    best = float("inf")
-    for size in range(k + 1):
-        for combo in combinations(range(nbits), size):
-            mask = sum(1 << p for p in combo)
-            cands = submasks(mask)
-            best = min(best, sum((nearest(x, cands) - x) ** 2 for x in a))
-    return best
 
 
 def test_nearest_submask_matches_enumeration():
@@ -108,11 +87,11 @@ def test_group_columns_against_brute_force(bits, lanes):
             w[0, 0] = 2.5
         res = group_columns(w, k, lanes, bits=bits, scale=1.0, details=True)
         q = res.q
-        groups_w = to_lane_groups(w, lanes)
-        groups_q = to_lane_groups(q, lanes)
+        groups_w = lane_groups_loop(w, lanes)
+        groups_q = lane_groups_loop(q, lanes)
         for g in range(groups_w.shape[0]):
             mask = int(res.group_mask[g])
-            assert popcount(mask) <= k
+            assert bin(mask).count("1") <= k
             a = [abs(x) for x in groups_w[g]]
             cands = submasks(mask)
             for x, v in zip(groups_w[g], groups_q[g], strict=True):
@@ -158,15 +137,6 @@ def test_group_error_matches_definition():
 # ------------------------------------------------------------------ group_budget
 
 
-def brute_group_budget(a: list[float], budget: int, top: int, lane_max: int) -> float:
-    options = [m for m in range(top + 1) if popcount(m) <= lane_max]
-    best = float("inf")
-    for combo in product(options, repeat=len(a)):
-        if sum(popcount(v) for v in combo) <= budget:
-            best = min(best, sum((v - x) ** 2 for v, x in zip(combo, a, strict=True)))
-    return best
-
-
 def test_group_budget_against_brute_force():
     rng = np.random.default_rng(11)
     bits, lanes, top = 5, 3, 15
@@ -176,7 +146,7 @@ def test_group_budget_against_brute_force():
         w = rng.uniform(-top, top, size=(1, lanes))
         w[rng.random(w.shape) < 0.2] = 0.0
         q = group_budget(w, budget, lanes, bits=bits, scale=1.0, lane_max=lane_max)
-        bits_used = essential_bits(q, bits)
+        bits_used = np.vectorize(popcount)(q)
         assert bits_used.sum() <= budget and bits_used.max() <= lane_max
         assert np.all(q[w == 0] == 0) and np.all((q == 0) | (np.sign(q) == np.sign(w)))
         err = float(((q - w) ** 2).sum())
@@ -187,7 +157,7 @@ def test_group_budget_per_group_and_idempotent():
     rng = np.random.default_rng(5)
     q0 = rng.integers(-127, 128, size=(4, 32, 3, 3))
     q = group_budget(q0, 12, 16)
-    per_group = to_lane_groups(essential_bits(q, 8).astype(np.int64), 16).sum(axis=1)
+    per_group = lane_groups_loop(np.vectorize(popcount)(q), 16).sum(axis=1)
     assert per_group.max() <= 12
     assert np.array_equal(group_budget(q, 12, 16), q)
 

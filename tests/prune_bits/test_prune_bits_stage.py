@@ -113,8 +113,8 @@ def test_per_weight_with_plan_file_and_admm(rooted, compose, tmp_path):
     [
         ("prune_bits.k=8", "prune_bits.k=8: expected an integer k in [0, 7]"),
         ("prune_bits.k=-1", "prune_bits.k=-1"),
-        ("accelerator.lanes=0", "prune_bits.lanes=0"),
-        ("prune_bits.mode=bogus", "prune_bits.mode='bogus'"),
+        ("accelerator.lanes=0", "prune_bits.lanes: got 0"),
+        ("prune_bits.mode=bogus", "prune_bits.mode: got 'bogus'"),
         ("prune_bits.layers={conv7: 1}", "'conv7' matches no layer"),
         ("trainer.max_epochs=2", "reaches the target k at epoch 2 (0-based); expected max_epochs > 2"),
         ("prune_bits.plan_file=PLAN", "unknown layer(s) classifier.0"),

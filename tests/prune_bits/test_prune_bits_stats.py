@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from bitpruner.errors import ConfigError
 from bitpruner.prune_bits.bits import (
     LAYER_BITS_COLUMNS,
     lane_group_costs,
@@ -12,25 +13,16 @@ from bitpruner.prune_bits.bits import (
     write_layer_bits_csv,
 )
 from bitpruner.prune_bits.lanes import from_lane_groups, to_lane_groups, weight_group_ids
-from bitpruner.errors import ConfigError
 from bitpruner.quant import QuantizedWeight
+from helpers.naive import lane_groups_loop
 
 
 def test_conv_groups_follow_simulator_rows():
     k, c, kh, kw, lanes = 2, 5, 2, 3, 4
     w = np.arange(k * c * kh * kw).reshape(k, c, kh, kw) + 1
     groups = to_lane_groups(w, lanes)
-    nch = 2
-    assert groups.shape == (k * kh * kw * nch, lanes)
-    for f in range(k):
-        for ky in range(kh):
-            for kx in range(kw):
-                for chunk in range(nch):
-                    t = (ky * kw + kx) * nch + chunk
-                    for lane in range(lanes):
-                        ch = chunk * lanes + lane
-                        expected = w[f, ch, ky, kx] if ch < c else 0
-                        assert groups[f * kh * kw * nch + t, lane] == expected
+    assert groups.shape == (k * kh * kw * 2, lanes)  # 2 = ceil(5 channels / 4 lanes)
+    assert np.array_equal(groups, lane_groups_loop(w, lanes))
     assert np.array_equal(from_lane_groups(groups, w.shape), w)
 
 

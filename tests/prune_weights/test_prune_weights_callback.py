@@ -1,7 +1,6 @@
 import pytest
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
-from prune_weights_helpers import TinyModule, loader, tiny_data, tiny_net, trainer
 
 from bitpruner.models.layers import prunable_layers
 from bitpruner.prune_weights.callback import MagnitudePruningCallback
@@ -9,6 +8,7 @@ from bitpruner.prune_weights.config import PruningConfig
 from bitpruner.prune_weights.masks import effective_weight
 from bitpruner.prune_weights.pruner import overall_sparsity
 from bitpruner.prune_weights.schedule import target_sparsity
+from helpers.tiny import TinyModule, loader, tiny_data, tiny_net, trainer
 
 CFG = PruningConfig(scope="global", final_sparsity=0.8, start_epoch=0, end_epoch=3, frequency=1)
 

@@ -2,15 +2,11 @@
 
 import pandas as pd
 import pytest
-import torch
 import yaml
 
 from bitpruner import cli
 from bitpruner.cli import main
-from bitpruner.models.checkpoint import build_from_config, save_model_checkpoint
-
-LENET = {"_target_": "bitpruner.models.LeNet5", "name": "lenet5", "channels": [6, 16], "hidden": [120, 84]}
-DIGITS = {"in_channels": 1, "image_size": [8, 8], "num_classes": 10}
+from helpers.models import save_digits_lenet
 
 
 @pytest.fixture(autouse=True)
@@ -20,9 +16,8 @@ def only_this_subcommand(monkeypatch):
 
 
 def test_sensitivity_subcommand_writes_csv_and_png(compose, tmp_path, capsys):
-    torch.manual_seed(0)
     stage_dir = tmp_path / "outputs" / "train"
-    save_model_checkpoint(stage_dir / "model.ckpt", build_from_config(LENET, DIGITS), LENET, DIGITS)
+    save_digits_lenet(stage_dir / "model.ckpt")
     (stage_dir / "config.yaml").write_text(yaml.safe_dump(compose("train", ["data=digits", "data.batch_size=512"])))
     out = tmp_path / "sens"
     code = main(["sensitivity", "--model", str(stage_dir / "model.ckpt"), "--sparsities", "0.5,0.9",

@@ -9,14 +9,22 @@ from bitpruner.prune_weights.config import PruningConfig, plan_layers
 @pytest.mark.parametrize(
     ("kwargs", "fragment"),
     [
-        ({"final_sparsity": 1.0}, "final_sparsity=1.0"),
-        ({"final_sparsity": -0.1}, "final_sparsity=-0.1"),
+        ({"final_sparsity": 1.0}, "prune_weights.final_sparsity: got 1.0, expected a sparsity in [0, 1)"),
+        ({"final_sparsity": -0.1}, "prune_weights.final_sparsity: got -0.1, expected a sparsity in [0, 1)"),
+        ({"final_sparsity": float("nan")}, "prune_weights.final_sparsity: got nan"),
+        ({"final_sparsity": "0.5"}, "prune_weights.final_sparsity: got '0.5', expected a sparsity"),
+        ({"final_sparsity": True}, "prune_weights.final_sparsity: got True"),
         ({"initial_sparsity": 0.5, "final_sparsity": 0.3}, "initial_sparsity=0.5"),
         ({"start_epoch": 5, "end_epoch": 3}, "end_epoch=3 is not after start_epoch=5"),
-        ({"frequency": 0}, "frequency=0"),
-        ({"scope": "row"}, "scope='row'"),
-        ({"schedule": "linear"}, "schedule='linear'"),
-        ({"overrides": {"0": 1.5}}, "overrides['0']=1.5"),
+        ({"frequency": 0}, "prune_weights.frequency: got 0, expected an integer >= 1"),
+        ({"start_epoch": True}, "prune_weights.start_epoch: got True, expected an integer >= 0"),
+        ({"end_epoch": 4.0}, "prune_weights.end_epoch: got 4.0, expected an integer >= 0"),
+        ({"scope": "row"}, "prune_weights.scope: got 'row', expected one of global, layer"),
+        ({"schedule": "linear"}, "prune_weights.schedule: got 'linear', expected one of agp, oneshot"),
+        ({"overrides": {"0": 1.5}}, "prune_weights.overrides['0']: got 1.5, expected a sparsity in [0, 1)"),
+        ({"overrides": [0.5]}, "prune_weights.overrides: got [0.5], expected a mapping"),
+        ({"exclude": "fc3"}, "prune_weights.exclude: got 'fc3', expected a list"),
+        ({"final_sparsty": 0.9}, "prune_weights: unknown key(s) final_sparsty; expected some of end_epoch, exclude,"),
     ],
 )
 def test_bad_values_raise_one_line_config_errors(kwargs, fragment):
@@ -24,13 +32,30 @@ def test_bad_values_raise_one_line_config_errors(kwargs, fragment):
         PruningConfig(**kwargs)
     assert fragment in str(info.value)
     assert "\n" not in str(info.value)
+    with pytest.raises(ConfigError) as from_config:  # the same message from a config node
+        PruningConfig.from_mapping(kwargs)
+    assert str(from_config.value) == str(info.value)
 
 
 def test_from_mapping_rejects_unknown_keys_and_coerces():
     cfg = PruningConfig.from_mapping({"final_sparsity": 0, "overrides": {"0": 0.5}, "exclude": ("7",)})
-    assert cfg.final_sparsity == 0.0 and cfg.overrides == {"0": 0.5} and cfg.exclude == ["7"]
+    assert cfg.final_sparsity == 0.0 and isinstance(cfg.final_sparsity, float)
+    assert cfg.overrides == {"0": 0.5} and cfg.exclude == ["7"]
+    assert PruningConfig.from_mapping({"overrides": None, "exclude": None}) == PruningConfig()
+    assert PruningConfig.from_mapping(None) == PruningConfig()
     with pytest.raises(ConfigError, match="unknown key"):
         PruningConfig.from_mapping({"final_sparsty": 0.9})
+
+
+def test_stage_check_needs_an_epoch_after_the_schedule():
+    from bitpruner.prune_weights.config import validate_prune_weights_stage
+
+    cfg = {"prune_weights": {"end_epoch": 3}, "trainer": {"max_epochs": 4, "accelerator": "cpu"}}
+    assert validate_prune_weights_stage(cfg).end_epoch == 3
+    with pytest.raises(ConfigError, match=r"needs trainer.max_epochs > 3, got max_epochs=3"):
+        validate_prune_weights_stage({**cfg, "trainer": {"max_epochs": 3}})
+    with pytest.raises(ConfigError, match=r"^trainer.max_epochs: got '4', expected an integer >= 0$"):
+        validate_prune_weights_stage({**cfg, "trainer": {"max_epochs": "4"}})
 
 
 def test_patterns_that_match_nothing_name_the_pattern_and_the_layers():

@@ -1,6 +1,5 @@
 import pytest
 import torch
-from prune_weights_helpers import IMAGE, tiny_data, tiny_net
 from torch import nn
 
 from bitpruner.models.layers import prunable_layers
@@ -14,6 +13,7 @@ from bitpruner.prune_weights.masks import (
 )
 from bitpruner.prune_weights.pruner import MagnitudePruner, overall_sparsity
 from bitpruner.prune_weights.schedule import target_sparsity
+from helpers.tiny import IMAGE, tiny_data, tiny_net
 
 
 def zeros(model):

@@ -2,13 +2,13 @@ import math
 
 import pytest
 import torch
-from prune_weights_helpers import tiny_net
 from rich.console import Console
 from torch import nn
 
 from bitpruner.prune_weights.config import PruningConfig
 from bitpruner.prune_weights.pruner import MagnitudePruner
 from bitpruner.prune_weights.report import layer_sparsity_table, plot_layer_sparsity, print_layer_sparsity
+from helpers.tiny import tiny_net
 
 
 def hand_model():

@@ -1,11 +1,11 @@
 import pytest
 import torch
-from prune_weights_helpers import tiny_data, tiny_net
 
 from bitpruner.errors import ConfigError
 from bitpruner.prune_weights.config import PruningConfig
 from bitpruner.prune_weights.pruner import MagnitudePruner
 from bitpruner.prune_weights.sensitivity import layer_sensitivity, magnitude_prune_weight, plot_sensitivity
+from helpers.tiny import tiny_data, tiny_net
 
 
 def accuracy_on(data):

@@ -95,7 +95,7 @@ def test_stage_prunes_exactly_and_writes_plain_outputs(trained, tmp_path):
 @pytest.mark.parametrize(
     ("override", "fragment"),
     [
-        ("prune_weights.final_sparsity=1.0", "prune_weights.final_sparsity=1.0"),
+        ("prune_weights.final_sparsity=1.0", "prune_weights.final_sparsity: got 1.0"),
         ("prune_weights.end_epoch=0", "end_epoch=0 is not after start_epoch=0"),
         ("prune_weights.exclude=[features.0]", "'features.0' matches no layer; layers: conv1, conv2, fc1, fc2, fc3"),
         ("trainer.max_epochs=2", "max_epochs > 2"),

@@ -53,7 +53,7 @@ def test_fake_quant_model_forward_backward_and_removal():
     assert torch.equal(net[0].weight, latent)  # latent float weights come back
 
 
-def test_remove_keeps_other_parametrisations_and_bake():
+def test_remove_keeps_other_parametrizations_and_bake():
     net = small_net()
     mask = (torch.rand_like(net[0].weight) > 0.5).float()
     parametrize.register_parametrization(net[0], "weight", Mask(mask))

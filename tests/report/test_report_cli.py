@@ -4,9 +4,9 @@ import base64
 import re
 
 import pytest
-from report_fixtures import populate
 
 from bitpruner.cli import main
+from helpers.mlflow_store import populate
 
 
 @pytest.fixture

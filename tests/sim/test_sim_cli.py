@@ -1,23 +1,20 @@
-"""`bitpruner sim`, in-process through the top-level CLI (plus one subprocess run)."""
+"""`bitpruner sim`, in-process through the top-level CLI, and once through the installed console script."""
 
 import json
+import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import bitpruner.cli
-from bitpruner.sim.dnnsim_io import save_dnnsim
-from bitpruner.sim.engine import simulate_layer
+from bitpruner.sim.dnnsim_io import load_dnnsim, save_dnnsim
+from bitpruner.sim.engine import simulate_layer, simulate_network
 from bitpruner.sim.params import SimParams
 from bitpruner.sim.traces import LayerTrace, NetworkTrace
-
-
-@pytest.fixture(autouse=True)
-def only_sim_subcommand(monkeypatch):
-    # These tests exercise the sim subcommand; other areas' modules need not import.
-    monkeypatch.setattr(bitpruner.cli, "SUBCOMMAND_MODULES", ("bitpruner.sim.cli",))
 
 
 @pytest.fixture
@@ -95,11 +92,37 @@ def test_booth_overflow_and_bad_arch(traces, capsys):
     assert code == 1 and "Eyeriss" in capsys.readouterr().err
 
 
-def test_console_script_subprocess(traces):
+@pytest.mark.parametrize("argv, message", [
+    (["--arch", "Stripes", "--column-registers", "2"], "simulator.column_registers: got 2, but Stripes does not take"),
+    (["--arch", "Laconic", "--lookahead", "3"], "simulator.lookahead: got 3, but Laconic does not take"),
+    (["--arch", "Stripes", "--booth"], "simulator.booth_encoding: got True, but Stripes does not take"),
+    (["--arch", "BitPragmatic", "--lanes", "0"], "simulator.lanes: got 0, expected an integer >= 1"),
+    (["--arch", "BitPragmatic", "--pe-width", "17"], "simulator.pe_width: got 17, expected an integer in [1, 16]"),
+    (["--arch", "Stripes", "--tactical"], "simulator arch=Stripes with tactical: expected one of"),
+])
+def test_bad_options_exit_nonzero_with_one_line(traces, capsys, argv, message):
     root, _ = traces
-    code = ("import sys, bitpruner.cli as c; c.SUBCOMMAND_MODULES = ('bitpruner.sim.cli',); "
-            "sys.exit(c.main(sys.argv[1:]))")
-    out = subprocess.run([sys.executable, "-c", code, "sim", "--traces", str(root), "--network", "tiny",
-                          "--arch", "DaDianNao", "--json"], capture_output=True, text=True, check=True)
-    doc = json.loads(out.stdout)
-    assert doc["total_compute_cycles"] == sum(layer["compute_cycles"] for layer in doc["layers"])
+    code = bitpruner.cli.main(["sim", "--traces", str(root), "--network", "tiny", *argv, "--json"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and message in err and len(err.splitlines()) == 1
+
+
+def test_options_at_their_default_are_accepted_and_aliases_resolve(traces, capsys):
+    root, _ = traces
+    doc = run_json(capsys, "--traces", str(root), "--network", "tiny", "--arch", "pra", "--column-registers", "0")
+    assert doc["arch"] == "BitPragmatic"
+    doc = run_json(capsys, "--traces", str(root), "--network", "tiny", "--arch", "Stripes", "--lookahead", "2")
+    assert doc["arch"] == "Stripes"
+
+
+def test_installed_console_script_prints_the_simulated_cycles(traces):
+    root, _ = traces
+    script = Path(sys.executable).with_name("bitpruner")
+    assert script.is_file(), f"{script}: the console script is not installed (pip install -e .)"
+    argv = ["sim", "--traces", str(root), "--network", "tiny", "--arch", "PragmaticW", "--lanes", "4",
+            "--bits-first-stage", "2"]
+    env = {**os.environ, "COLUMNS": "120"}  # rich's table width when stdout is not a terminal
+    out = subprocess.run([str(script), *argv], capture_output=True, text=True, check=True, env=env).stdout
+    printed = {m[0]: int(m[2].replace(",", "")) for m in re.findall(r"(\w+)\s*│\s*(conv|fc|)\s*│\s*([\d,]+)", out)}
+    want = simulate_network(load_dnnsim(root, "tiny"), "PragmaticW", SimParams(lanes=4, bits_first_stage=2))
+    assert printed == {**{r.name: r.compute_cycles for r in want}, "total": sum(r.compute_cycles for r in want)}

@@ -289,15 +289,11 @@ def test_cycles_match_dnnsim(tiles, rows, columns, expected):
     assert (conv_steps, fc_steps, e_cycles, p_cycles) == expected
 
 
-def test_resnet_conv2_layer_schedules_fast():
-    import time
-
+def test_resnet_conv2_layer_schedule_saves_rows():
+    # (Its speed, < 0.5 s, is measured by benchmarks/sim_speed.py, not asserted here.)
     rng = np.random.default_rng(0)
     w = sparse_weights(rng, (64, 36, L16), 0.35)
-    schedule_layer(w[:16], 16)  # compile / load the numba cache
-    start = time.perf_counter()
     sch = schedule_layer(w, 16)
-    assert time.perf_counter() - start < 0.5
     assert (sch.n_steps < 36).all()
 
 

@@ -11,7 +11,7 @@ from bitpruner.errors import TraceError
 from bitpruner.models.checkpoint import build_from_config
 from bitpruner.models.layers import prunable_layers
 from bitpruner.quant.activations import quantize_activation
-from bitpruner.sim.capture import first_samples, layer_geometry, quantise_model
+from bitpruner.sim.capture import first_samples, layer_geometry, quantize_model
 from bitpruner.sim.engine import simulate_layer
 from bitpruner.sim.traces import NetworkTrace
 
@@ -35,7 +35,7 @@ def tiny_net() -> nn.Module:
 def captured():
     net = tiny_net()
     calib = [torch.randn(8, 2, H, W, generator=torch.Generator().manual_seed(i)) for i in range(3)]
-    qm = quantise_model(net, calib, name="tiny")
+    qm = quantize_model(net, calib, name="tiny")
     inputs = torch.randn(2, 2, H, W, generator=torch.Generator().manual_seed(9))
     outputs = {}
     hooks = [m.register_forward_hook(lambda _m, _i, out, n=n: outputs.__setitem__(n, out.detach()))
@@ -126,7 +126,7 @@ def lenet_with_int_weights():
 def test_stored_integer_weights_are_used_exactly():
     model, payload = lenet_with_int_weights()
     calib = [torch.randn(4, 1, 8, 8)]
-    qm = quantise_model(model, calib, payload, name="bit-pruned")
+    qm = quantize_model(model, calib, payload, name="bit-pruned")
     assert qm.weight_source == "meta.int_weights"
     trace = qm.capture(torch.randn(1, 1, 8, 8))
     for layer in trace.layers:
@@ -144,14 +144,14 @@ def test_stored_integer_weights_that_disagree_with_the_state_dict_fail():
     q = stored["q"]
     stored["q"] = q // 2
     with pytest.raises(TraceError, match="conv1.*differ from round"):
-        quantise_model(model, [torch.randn(2, 1, 8, 8)], payload)
+        quantize_model(model, [torch.randn(2, 1, 8, 8)], payload)
     stored["q"] = q * 4
     with pytest.raises(TraceError, match="conv1.*exceeds 127"):
-        quantise_model(model, [torch.randn(2, 1, 8, 8)], payload)
+        quantize_model(model, [torch.randn(2, 1, 8, 8)], payload)
     stored["q"] = q
     del payload["meta"]["int_weights"]["conv1"]
     with pytest.raises(TraceError, match="missing on one side"):
-        quantise_model(model, [torch.randn(2, 1, 8, 8)], payload)
+        quantize_model(model, [torch.randn(2, 1, 8, 8)], payload)
 
 
 @pytest.mark.parametrize("conv, match", [
@@ -165,7 +165,7 @@ def test_unsupported_convolutions_are_clear_errors(conv, match):
     with pytest.raises(TraceError, match=match):
         layer_geometry("c", conv)
     with pytest.raises(TraceError, match=match):
-        quantise_model(nn.Sequential(conv), [torch.randn(1, 4, 6, 6)])
+        quantize_model(nn.Sequential(conv), [torch.randn(1, 4, 6, 6)])
 
 
 def test_first_samples_in_file_order_and_bounds():

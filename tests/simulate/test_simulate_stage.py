@@ -13,8 +13,8 @@ from simulate_helpers import write_three_checkpoints
 from bitpruner.errors import ConfigError
 from bitpruner.sim.dnnsim_io import load_dnnsim
 from bitpruner.sim.engine import simulate_layer
-from bitpruner.simulate.stage import simulate
 from bitpruner.sim.traces import NetworkTrace
+from bitpruner.simulate.stage import simulate
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf"
 DEFAULT_ACCELERATORS = ["Stripes", "BitPragmatic", "Laconic", "BitTacticalE", "PragmaticW-bfs0", "PragmaticW-bfs4"]

@@ -1,40 +1,32 @@
 """A Hydra multirun of `prune_bits` on digits: parent + nested children in MLflow, a failed job, the summary."""
 
 import os
+import shutil
 import subprocess
 import sys
 
 import pandas as pd
 import pytest
-import torch
 from mlflow.tracking import MlflowClient
 
-from bitpruner.models.checkpoint import build_from_config, save_model_checkpoint
+from helpers.models import save_digits_lenet
+from helpers.overrides import DIGITS_FAST, ONE_BATCH_PER_SPLIT, PRUNE_BITS_QUICK
+from helpers.paths import REPO_ROOT
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-LENET = {"_target_": "bitpruner.models.LeNet5", "name": "lenet5", "channels": [6, 16], "hidden": [120, 84]}
-DIGITS = {"in_channels": 1, "image_size": [8, 8], "num_classes": 10}
-# One batch a step, schedule 3 -> target; job 1 asks Lightning for a device that does not exist.
-FAST = ["data=digits", "data.batch_size=128", "+trainer.limit_train_batches=1", "+trainer.limit_val_batches=1",
-        "+trainer.limit_test_batches=1", "trainer.max_epochs=2", "prune_bits.start_k=3", "prune_bits.epochs_per_step=1",
-        "prune_bits.k=2", "prune_bits.first_layer_k=2", "prune_bits.last_layer_k=2", "baseline_ckpt=null", "resume=false"]
+# One batch a step, two epochs: schedule 3 -> target; job 1 asks Lightning for a device that does not exist.
+FAST = [*DIGITS_FAST, *ONE_BATCH_PER_SPLIT, "trainer.max_epochs=2", *PRUNE_BITS_QUICK]
 
 
 def run_sweep(root, mlflow_db_template, sweep_args: list[str]):
     """Run a prune_bits multirun rooted in `root`: (sweep dir, completed process)."""
-    import shutil
-
     shutil.copyfile(mlflow_db_template, root / "mlflow.db")
-    torch.manual_seed(0)
-    model = build_from_config(LENET, DIGITS)
-    save_model_checkpoint(root / "outputs" / "prune_weights" / "model.ckpt", model, LENET, DIGITS,
-                          meta={"dataset": "digits"})
+    save_digits_lenet(root / "outputs" / "prune_weights" / "model.ckpt", meta={"dataset": "digits"})
     sweep_dir = root / "sweep"
     env = {**os.environ, "BITPRUNER_ROOT": str(root), "NUMBA_THREADING_LAYER": "workqueue"}
     env.pop("MLFLOW_TRACKING_URI", None)
     env.pop("BITPRUNER_PARENT_RUN_ID", None)
     cmd = [sys.executable, "pipelines/prune_bits.py", "-m", *FAST, *sweep_args, f"hydra.sweep.dir={sweep_dir}"]
-    return sweep_dir, subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    return sweep_dir, subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +52,8 @@ def test_sweep_nests_runs_and_records_the_failure(swept):
     assert by_job[0].info.status == "FINISHED" and by_job[1].info.status == "FAILED"
     assert all(r.data.tags["stage"] == "prune_bits" for r in children)
     # Each job wrote into its own folder, not outputs/prune_bits.
-    assert by_job[0].data.params["paths.output_dir"] == str(sweep_dir / "0")
-    assert (sweep_dir / "0" / "metrics.json").is_file()
+    assert by_job[0].data.params["paths.output_dir"] == str(sweep_dir / "0" / "outputs")
+    assert (sweep_dir / "0" / "outputs" / "metrics.json").is_file()
     assert not (root / "outputs" / "prune_bits").exists()
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"sweep_summary.csv", "sweep_summary.md", "sweep_tradeoff.png"} <= artifacts

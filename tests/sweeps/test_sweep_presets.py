@@ -1,10 +1,8 @@
 """The experiment presets compose on every stage; sweeps get per-job folders and the sweep callback."""
 
-from pathlib import Path
-
 import pytest
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf"
+from helpers.paths import CONFIG_DIR
 
 # Each preset on a different stage (composing costs seconds): the presets only touch groups all stages have.
 CASES = [("lenet5_mnist5k", "train"), ("resnet20_cifar10", "prune_bits"), ("resnet18_imagenet", "simulate")]

@@ -8,6 +8,7 @@ import pandas as pd
 
 from bitpruner.entry import run_stage
 from bitpruner.sweeps.summary import key_metrics, pareto_mask, plot_tradeoff, summary_markdown, summary_table
+from helpers.naive import pareto_keep
 
 
 def test_key_metrics_of_prune_bits_and_simulate_runs():
@@ -21,23 +22,12 @@ def test_key_metrics_of_prune_bits_and_simulate_runs():
         "test_acc": 94.0, "bit_sparsity": 0.8, "speedup_vs_nonpruned/geomean": 2.5}
 
 
-def _brute_pareto(points):
-    keep = []
-    for i, (x, y) in enumerate(points):
-        dominated = False
-        for j, (ox, oy) in enumerate(points):
-            if j != i and ox >= x and oy >= y and (ox, oy) != (x, y):
-                dominated = True
-        keep.append(not dominated)
-    return keep
-
-
 def test_pareto_mask_matches_brute_force():
     rng = random.Random(0)
     for n in range(1, 8):
         points = [(rng.randint(0, 4), rng.randint(0, 4)) for _ in range(n)]
         x, y = zip(*points, strict=True)
-        assert pareto_mask(list(x), list(y)) == _brute_pareto(points)
+        assert pareto_mask(list(x), list(y)) == pareto_keep(points)
     # Distinct points on a staircase are all kept; a point below-left of another is dropped.
     assert pareto_mask([1, 2, 3, 0.5], [3, 2, 1, 0.5]) == [True, True, True, False]
     assert all(itertools.starmap(lambda a, b: a is b, zip(pareto_mask([1.0], [1.0]), [True], strict=True)))

@@ -36,7 +36,7 @@ def test_entry_point_trains_writes_outputs_and_tracks(tmp_path, mlflow_db):
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = tmp_path / "outputs" / "train"
     metrics = json.loads((out / "metrics.json").read_text())
-    assert {"test_acc", "val_acc", "test_loss", "val_loss", "epochs", "wall_time_s", "test_acc_8bit"} <= set(metrics)
+    assert {"test_acc", "val_acc", "test_loss", "val_loss", "epochs", "test_acc_8bit"} <= set(metrics)
     assert abs(metrics["test_acc_8bit"] - metrics["test_acc"]) < 10
     assert metrics["epochs"] == 1
     assert 0 <= metrics["test_acc"] <= 100

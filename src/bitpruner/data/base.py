@@ -55,6 +55,15 @@ class BaseDataModule(L.LightningDataModule):
         # One generator for the module's lifetime: epochs get different orders, runs get the same ones.
         self._shuffle_generator = torch.Generator().manual_seed(self.seed)
 
+    # -- resume state (Lightning saves it in checkpoints and restores it before any loader is iterated) --
+    def state_dict(self) -> dict:
+        """The shuffle generator's state: a resumed run continues the data order where it stopped."""
+        return {"shuffle_generator": self._shuffle_generator.get_state()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if "shuffle_generator" in state_dict:
+            self._shuffle_generator.set_state(state_dict["shuffle_generator"])
+
     # -- subclasses implement -------------------------------------------------------------------
     def dataset(self, split: str) -> Dataset:
         """The (set up) dataset of `split`, one of SPLIT_NAMES; train carries any augmentation."""

@@ -92,14 +92,15 @@ def build_config(args: argparse.Namespace) -> dict:
         "quant": stage_cfg.get("quant") or {"bits": 8}, "plan": plan_cfg, "samples": args.samples,
         "accelerator": yaml.safe_load(find_accelerator(args.accelerator).read_text()),
         "bits": {"activations": ACT_BITS}, "calibration": {"batches": CALIBRATION_BATCHES, "batch_size": None},
-        "paths": {"output_dir": str(out), "root_dir": str(out)}, "logger": {"mlflow": None},
+        # The lock that keeps two runs off one folder sits beside it (`.<out>.plan.lock`).
+        "paths": {"output_dir": str(out), "root_dir": str(out), "ckpt_dir": str(out.with_name(f".{out.name}.plan"))},
+        "logger": {"mlflow": None},
     }
 
 
 def run(args: argparse.Namespace) -> int:
     from bitpruner.plan.stage import plan
 
-    os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
     plan(build_config(args))
     print(f"wrote {Path(args.out) / 'plan.yaml'} (use it with prune_bits.plan_file=...) and the frontier beside it")
     return 0

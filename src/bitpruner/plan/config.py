@@ -1,13 +1,21 @@
-"""The `plan` config node as a typed dataclass, checked before any work."""
+"""The `plan` config node as a typed model (pydantic), and the plan stage's whole config, checked before any work."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-from bitpruner.prune_bits.encodings import ENCODINGS
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from bitpruner.config import CheckedNode, plain
 from bitpruner.errors import ConfigError
+from bitpruner.prune_bits.encodings import ENCODINGS
+from bitpruner.quant.fixed_point import QuantConfig
+from bitpruner.schema import ConfigNode, parse_node
+from bitpruner.simulate.config import BitWidth, CalibrationNode, check_pe_width
+
+if TYPE_CHECKING:
+    from bitpruner.sim.accelerators import Accelerator
 
 PLAN_MODES = ("per_weight", "group_columns")
 OBJECTIVES = ("min_cycles", "min_drop")
@@ -15,74 +23,63 @@ DROP_METRICS = ("acc", "loss")
 WHERE = "plan"
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+def _as_tuple(key: str, value: Any) -> Any:
+    """A YAML list as a tuple (the model's lists are immutable); a string is not a list."""
+    value = plain(value)
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{WHERE}.{key}: got {value!r}, expected a list")
+    return tuple(value)
 
 
-def _is_pos(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
-
-
-@dataclass(frozen=True)
-class PlanConfig:
+class PlanConfig(CheckedNode):
     """What to measure (candidates x modes) and how to choose (objective + its bound)."""
 
-    candidates: tuple[int, ...] = (1, 2, 3, 4, 7)
-    modes: tuple[str, ...] = PLAN_MODES
-    mode: str = "group_columns"
-    objective: str = "min_cycles"
-    max_drop: float | None = 0.5
-    min_speedup: float | None = None
-    max_cycles: int | None = None
-    drop_metric: str = "acc"
-    resolution: float = 0.01
-    encoding: str = "binary"
+    WHERE: ClassVar[str] = WHERE
 
-    def __post_init__(self) -> None:
-        if not self.candidates or not all(_is_int(k) and k >= 0 for k in self.candidates):
-            raise ConfigError(f"{WHERE}.candidates={list(self.candidates)!r}: expected a non-empty list of integers >= 0")
-        if len(set(self.candidates)) != len(self.candidates):
-            raise ConfigError(f"{WHERE}.candidates={list(self.candidates)!r}: duplicates")
-        bad = [m for m in self.modes if m not in PLAN_MODES]
-        if not self.modes or bad:
-            raise ConfigError(f"{WHERE}.modes={list(self.modes)!r}: expected a non-empty subset of {', '.join(PLAN_MODES)}")
+    candidates: tuple[int, ...] = Field(default=(1, 2, 3, 4, 7), min_length=1,
+                                        json_schema_extra={"expected": "a non-empty list of integers >= 0"})
+    modes: tuple[Literal[PLAN_MODES], ...] = Field(  # type: ignore[valid-type]
+        default=PLAN_MODES, min_length=1,
+        json_schema_extra={"expected": f"a non-empty subset of {', '.join(PLAN_MODES)}"})
+    mode: str = "group_columns"
+    objective: Literal[OBJECTIVES] = "min_cycles"  # type: ignore[valid-type]
+    max_drop: float | None = 0.5  # its range is the min_cycles objective's (below)
+    min_speedup: Annotated[float, Field(gt=0)] | None = None
+    max_cycles: Annotated[int, Field(gt=0)] | None = None
+    drop_metric: Literal[DROP_METRICS] = "acc"  # type: ignore[valid-type]
+    resolution: float = Field(default=0.01, gt=0)
+    encoding: Literal[ENCODINGS] = "binary"  # type: ignore[valid-type]
+
+    @field_validator("candidates", "modes", mode="before")
+    @classmethod
+    def _lists(cls, value: Any, info: ValidationInfo) -> Any:
+        return _as_tuple(info.field_name, value)
+
+    @field_validator("candidates", mode="after")
+    @classmethod
+    def _candidates(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(k < 0 for k in value):
+            raise ConfigError(f"{WHERE}.candidates: got {list(value)!r}, expected a non-empty list of integers >= 0")
+        if len(set(value)) != len(value):
+            raise ConfigError(f"{WHERE}.candidates: got {list(value)!r}, expected distinct integers (no duplicates)")
+        return value
+
+    @model_validator(mode="after")
+    def _objective_is_consistent(self) -> PlanConfig:
         if self.mode not in self.modes:
             raise ConfigError(f"{WHERE}.mode={self.mode!r}: expected one of plan.modes {list(self.modes)}")
-        if self.objective not in OBJECTIVES:
-            raise ConfigError(f"{WHERE}.objective={self.objective!r}: expected one of {', '.join(OBJECTIVES)}")
-        if self.drop_metric not in DROP_METRICS:
-            raise ConfigError(f"{WHERE}.drop_metric={self.drop_metric!r}: expected one of {', '.join(DROP_METRICS)}")
-        if self.encoding not in ENCODINGS:
-            raise ConfigError(f"{WHERE}.encoding={self.encoding!r}: expected one of {', '.join(ENCODINGS)}")
-        if not _is_pos(self.resolution):
-            raise ConfigError(f"{WHERE}.resolution={self.resolution!r}: expected a number > 0")
         if self.objective == "min_cycles":
-            if not (isinstance(self.max_drop, (int, float)) and not isinstance(self.max_drop, bool)
-                    and self.max_drop >= 0):
+            if self.max_drop is None or self.max_drop < 0:
                 raise ConfigError(f"{WHERE}.max_drop={self.max_drop!r}: expected a number >= 0 for objective min_cycles")
-        else:
-            if (self.min_speedup is None) == (self.max_cycles is None):
-                raise ConfigError(f"{WHERE}: objective min_drop needs exactly one of min_speedup and max_cycles "
-                                  f"(got min_speedup={self.min_speedup!r}, max_cycles={self.max_cycles!r})")
-            if self.min_speedup is not None and not _is_pos(self.min_speedup):
-                raise ConfigError(f"{WHERE}.min_speedup={self.min_speedup!r}: expected a number > 0")
-            if self.max_cycles is not None and not (_is_int(self.max_cycles) and self.max_cycles > 0):
-                raise ConfigError(f"{WHERE}.max_cycles={self.max_cycles!r}: expected an integer > 0")
+        elif (self.min_speedup is None) == (self.max_cycles is None):
+            raise ConfigError(f"{WHERE}: objective min_drop needs exactly one of min_speedup and max_cycles "
+                              f"(got min_speedup={self.min_speedup!r}, max_cycles={self.max_cycles!r})")
+        return self
 
     @classmethod
-    def from_mapping(cls, cfg: Mapping[str, Any]) -> PlanConfig:
-        data = dict(cfg or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"{WHERE}: unknown key(s) {', '.join(unknown)}; expected {', '.join(sorted(known))}")
-        for key in ("candidates", "modes"):
-            if key in data:
-                value = data[key]
-                if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-                    raise ConfigError(f"{WHERE}.{key}={value!r}: expected a list")
-                data[key] = tuple(value)
-        return cls(**data)
+    def from_mapping(cls, cfg: Mapping[str, Any] | None) -> PlanConfig:
+        """Build from a plain dict, an OmegaConf node or None (defaults); ConfigError (one line) if bad."""
+        return parse_node(cls, plain(cfg) if cfg is not None else {}, WHERE)
 
     def check_bits(self, bits: int) -> None:
         """Candidates must be valid budgets for b-bit weights."""
@@ -90,3 +87,52 @@ class PlanConfig:
         if bad:
             raise ConfigError(f"{WHERE}.candidates: k={bad} exceed {bits - 1}, the most a {bits}-bit weight has "
                               f"({bits - 1} = no projection)")
+
+
+class PlanBits(ConfigNode):
+    """`bits` of the plan stage: the traced activations (the weights' width is `quant.bits`)."""
+
+    activations: BitWidth
+
+
+class PlanStageConfig(CheckedNode):
+    """What the `plan` stage reads; other top-level keys (paths, data, logger, ...) belong to other nodes."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    plan: PlanConfig = Field(default_factory=PlanConfig)
+    quant: QuantConfig = Field(default_factory=QuantConfig)
+    accelerator: Any
+    samples: int = Field(ge=1)
+    bits: PlanBits
+    calibration: CalibrationNode
+
+    @field_validator("plan", mode="before")
+    @classmethod
+    def _plan(cls, value: Any) -> Any:
+        value = plain(value)
+        return {} if value is None else value
+
+    @field_validator("quant", mode="before")
+    @classmethod
+    def _quant(cls, value: Any) -> Any:
+        return QuantConfig.from_any(plain(value))
+
+    @field_validator("accelerator", mode="after")
+    @classmethod
+    def _accelerator(cls, value: Any) -> Accelerator:
+        from bitpruner.sim.accelerators import accelerator_from_config  # the simulator loads on use only
+
+        return accelerator_from_config(value, "accelerator")
+
+    @model_validator(mode="after")
+    def _nodes_agree(self) -> PlanStageConfig:
+        self.plan.check_bits(self.quant.bits)
+        check_pe_width({"bits.activations": self.bits.activations, "quant.bits": self.quant.bits}, [self.accelerator])
+        return self
+
+
+def validate_plan_stage(cfg: Mapping[str, Any]) -> tuple[PlanConfig, QuantConfig, Accelerator]:
+    """Every config check of the `plan` stage, before any work; ConfigError (one line naming the key) if bad."""
+    typed = parse_node(PlanStageConfig, plain(cfg), "")
+    return typed.plan, typed.quant, typed.accelerator

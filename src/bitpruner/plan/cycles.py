@@ -1,6 +1,6 @@
 """Cycles of every layer at every candidate k on the target accelerator, from the simulator.
 
-The trace is captured once on the input model at b-bit weights (`sim.capture.quantise_model`): its
+The trace is captured once on the input model at b-bit weights (`sim.capture.quantize_model`): its
 activations are the *unprojected* model's (a projection of one layer would shift later layers' inputs
 slightly; the weight-serial designs the plan targets do not look at activation values anyway). Each
 (layer, mode, k) swaps in the projected integer weights and simulates that layer alone.

@@ -14,8 +14,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from bitpruner.prune_bits.projected_weight import project_int
 from bitpruner.models.layers import prunable_layers
+from bitpruner.prune_bits.projected_weight import project_int
 from bitpruner.prune_weights.sensitivity import layer_sensitivity
 from bitpruner.quant.evaluate import quantized_model
 from bitpruner.quant.fixed_point import QuantConfig, broadcast_scale, qmax, weight_scale

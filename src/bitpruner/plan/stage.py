@@ -9,38 +9,19 @@ Input: a trained (usually weight-pruned) checkpoint. Outputs in `outputs/plan/`:
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pandas as pd
 
-from bitpruner.config import is_int, require
-from bitpruner.errors import ConfigError
-from bitpruner.plan.config import PlanConfig
+from bitpruner.plan.config import PlanConfig, validate_plan_stage
 from bitpruner.plan.frontier import Option, Plan, min_cycles_plan, min_drop_plan, pareto_frontier, plan_of
 from bitpruner.quant.fixed_point import QuantConfig
-from bitpruner.sim.accelerators import Accelerator, accelerator_from_config
+from bitpruner.sim.accelerators import Accelerator
 from bitpruner.utils.atomic import atomic_path, write_csv
 
 STAGE = "plan"
 ARTIFACTS = ("plan.yaml", "sensitivity.csv", "frontier.csv", "frontier.png")
 DROP_COLUMN = {"acc": "drop", "loss": "loss_increase"}
-
-
-def validate(cfg: dict) -> tuple[PlanConfig, QuantConfig, Accelerator]:
-    """Every config check of the stage, before any work."""
-    plan_cfg = PlanConfig.from_mapping(cfg.get("plan") or {})
-    quant = QuantConfig.from_any(cfg.get("quant"))
-    plan_cfg.check_bits(quant.bits)
-    accel = accelerator_from_config(cfg.get("accelerator"), "accelerator")
-    require(cfg, "samples", lambda v: is_int(v) and v >= 1, "an integer >= 1")
-    require(cfg, "bits.activations", lambda v: is_int(v) and 2 <= v <= 16, "an integer in [2, 16]")
-    require(cfg, "calibration.batches", lambda v: is_int(v) and v >= 1, "an integer >= 1")
-    require(cfg, "calibration.batch_size", lambda v: is_int(v) and v >= 1, "an integer >= 1", optional=True)
-    for kind, bits in (("bits.activations", cfg["bits"]["activations"]), ("quant.bits", quant.bits)):
-        if bits > accel.params.pe_width:
-            raise ConfigError(f"{kind}={bits} exceeds pe_width={accel.params.pe_width} of {accel.name}")
-    return plan_cfg, quant, accel
 
 
 def measure(model, datamodule, cfg: dict, plan_cfg: PlanConfig, quant: QuantConfig,
@@ -160,52 +141,58 @@ def plan(cfg: dict) -> dict:
     """Run the stage on a resolved config; returns the metrics written to `metrics.json`."""
     from bitpruner.prune_bits.plan_file import write_plan_file
     from bitpruner.skeleton.inputs import file_digest, load_input_model, model_name
-    from bitpruner.skeleton.outputs import finish_outputs
+    from bitpruner.skeleton.outputs import log_outputs, write_stage_files
+    from bitpruner.skeleton.session import stage_session
     from bitpruner.tracking import stage_run
     from bitpruner.training.builders import build_datamodule
 
-    plan_cfg, quant, accel = validate(cfg)
-    start = time.perf_counter()
-    out_dir = Path(cfg["paths"]["output_dir"])
-    datamodule = build_datamodule(cfg)
-    model, payload = load_input_model(cfg["input_ckpt"], datamodule.name)
-    tags = {"model": model_name(payload.get("model_cfg") or {}), "dataset": datamodule.name,
-            "input_ckpt_sha": file_digest(cfg["input_ckpt"])}
-    logger_cfg = (cfg.get("logger") or {}).get("mlflow")
-    with stage_run(STAGE, cfg, logger_cfg, cfg["paths"]["root_dir"], tags=tags) as run:
-        table = measure(model, datamodule, cfg, plan_cfg, quant, accel)
-        unpruned = int(table[(table["k"] == quant.bits - 1) & (table["mode"] == plan_cfg.mode)]["cycles"].sum())
-        frontiers, uniform = {}, {}
-        for m in plan_cfg.modes:
-            options = layer_options(table, m, plan_cfg.candidates, plan_cfg.drop_metric)
-            frontiers[m] = pareto_frontier(options, plan_cfg.resolution)
-            uniform[m] = uniform_plans(options, plan_cfg.candidates, plan_cfg.resolution)
-        chosen, constraint = choose(frontiers[plan_cfg.mode], plan_cfg, unpruned)
-        budget_k, budget_plan = same_budget_uniform(uniform[plan_cfg.mode], chosen)
-        doc = plan_document(chosen, plan_cfg, constraint, unpruned, accel, uniform[plan_cfg.mode], budget_k,
-                            table.attrs)
-        write_plan_file(out_dir / "plan.yaml", chosen.ks, **doc)
-        write_csv(out_dir / "sensitivity.csv", table)
-        write_csv(out_dir / "frontier.csv", frontier_table(frontiers, chosen, plan_cfg.mode, unpruned,
-                                                           plan_cfg.resolution))
-        drop_label = "accuracy drop (points)" if plan_cfg.drop_metric == "acc" else "val loss increase"
-        plot_frontier(out_dir / "frontier.png", frontiers, uniform, chosen, plan_cfg.mode, drop_label,
-                      f"{datamodule.name}, {accel.name}: chosen plan ({constraint}) vs uniform k")
-        metrics = {
-            "mode": plan_cfg.mode, "objective": plan_cfg.objective, "constraint": constraint,
-            "accelerator": accel.name, "k": dict(chosen.ks),
-            "reference_val_acc": float(table.attrs["val_acc"]), "reference_val_loss": float(table.attrs["val_loss"]),
-            "predicted_drop": chosen.drop, "predicted_cycles": int(chosen.cycles), "unpruned_cycles": unpruned,
-            "predicted_speedup": unpruned / max(chosen.cycles, 1),
-            "frontier_size": {m: len(f) for m, f in frontiers.items()},
-            "same_budget_uniform_k": budget_k, "same_budget_uniform_drop": budget_plan.drop,
-            "same_budget_uniform_cycles": int(budget_plan.cycles),
-            "uniform_drop": {str(k): p.drop for k, p in uniform[plan_cfg.mode].items()},
-            "uniform_cycles": {str(k): int(p.cycles) for k, p in uniform[plan_cfg.mode].items()},
-            "samples": cfg["samples"], "wall_time_s": round(time.perf_counter() - start, 2),
-        }
-        finish_outputs(run, out_dir, cfg, metrics, ARTIFACTS)
-        print_summary(metrics, uniform[plan_cfg.mode], unpruned)
+    plan_cfg, quant, accel = validate_plan_stage(cfg)
+    with stage_session(STAGE, cfg) as session:
+        datamodule = build_datamodule(cfg)
+        model, payload = load_input_model(cfg["input_ckpt"], datamodule.name)
+        tags = {"model": model_name(payload.get("model_cfg") or {}), "dataset": datamodule.name,
+                "input_ckpt_sha": file_digest(cfg["input_ckpt"])}
+        logger_cfg = (cfg.get("logger") or {}).get("mlflow")
+        with stage_run(STAGE, cfg, logger_cfg, cfg["paths"]["root_dir"], tags=tags,
+                       run_record=session.run_record) as run:
+            table = measure(model, datamodule, cfg, plan_cfg, quant, accel)
+            unpruned = int(table[(table["k"] == quant.bits - 1) & (table["mode"] == plan_cfg.mode)]["cycles"].sum())
+            frontiers, uniform = {}, {}
+            for m in plan_cfg.modes:
+                options = layer_options(table, m, plan_cfg.candidates, plan_cfg.drop_metric)
+                frontiers[m] = pareto_frontier(options, plan_cfg.resolution)
+                uniform[m] = uniform_plans(options, plan_cfg.candidates, plan_cfg.resolution)
+            chosen, constraint = choose(frontiers[plan_cfg.mode], plan_cfg, unpruned)
+            budget_k, budget_plan = same_budget_uniform(uniform[plan_cfg.mode], chosen)
+            doc = plan_document(chosen, plan_cfg, constraint, unpruned, accel, uniform[plan_cfg.mode], budget_k,
+                                table.attrs)
+            metrics = {
+                "mode": plan_cfg.mode, "objective": plan_cfg.objective, "constraint": constraint,
+                "accelerator": accel.name, "k": dict(chosen.ks),
+                "reference_val_acc": float(table.attrs["val_acc"]),
+                "reference_val_loss": float(table.attrs["val_loss"]),
+                "predicted_drop": chosen.drop, "predicted_cycles": int(chosen.cycles), "unpruned_cycles": unpruned,
+                "predicted_speedup": unpruned / max(chosen.cycles, 1),
+                "frontier_size": {m: len(f) for m, f in frontiers.items()},
+                "same_budget_uniform_k": budget_k, "same_budget_uniform_drop": budget_plan.drop,
+                "same_budget_uniform_cycles": int(budget_plan.cycles),
+                "uniform_drop": {str(k): p.drop for k, p in uniform[plan_cfg.mode].items()},
+                "uniform_cycles": {str(k): int(p.cycles) for k, p in uniform[plan_cfg.mode].items()},
+                "samples": cfg["samples"],
+            }
+            with session.outputs() as out_dir:
+                write_plan_file(out_dir / "plan.yaml", chosen.ks, **doc)
+                write_csv(out_dir / "sensitivity.csv", table)
+                write_csv(out_dir / "frontier.csv", frontier_table(frontiers, chosen, plan_cfg.mode, unpruned,
+                                                                   plan_cfg.resolution))
+                drop_label = "accuracy drop (points)" if plan_cfg.drop_metric == "acc" else "val loss increase"
+                plot_frontier(out_dir / "frontier.png", frontiers, uniform, chosen, plan_cfg.mode, drop_label,
+                              f"{datamodule.name}, {accel.name}: chosen plan ({constraint}) vs uniform k")
+                timing = {"wall_time_s": session.elapsed()}
+                write_stage_files(out_dir, cfg, metrics, timing)
+            log_outputs(run, session.out_dir, metrics, timing, ARTIFACTS)
+            print_summary(metrics, uniform[plan_cfg.mode], unpruned)
+        session.run_record.unlink(missing_ok=True)
     return metrics
 
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from bitpruner.errors import ConfigError
 from bitpruner.prune_bits.encodings import check_encoding, check_magnitudes, term_mask_table
 from bitpruner.prune_bits.lanes import check_lanes, to_lane_groups
-from bitpruner.errors import ConfigError
 from bitpruner.quant.fixed_point import check_bits, qmax
 
 # Spec columns of layer_bits.csv, then what the report needs to say how they were counted.

@@ -14,11 +14,11 @@ import lightning.pytorch as pl
 import torch
 from torch import nn
 
+from bitpruner.models.layers import prunable_layers
 from bitpruner.prune_bits.admm import AdmmState
 from bitpruner.prune_bits.config import BitPruneConfig
 from bitpruner.prune_bits.projected_weight import BitProjectedWeight, attach_projections, latent_weight
 from bitpruner.prune_bits.schedule import layer_state
-from bitpruner.models.layers import prunable_layers
 from bitpruner.quant.fixed_point import QuantConfig
 
 

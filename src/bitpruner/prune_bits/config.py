@@ -1,4 +1,4 @@
-"""The `prune_bits` config group as a typed dataclass, and the per-layer bit budgets it resolves to.
+"""The `prune_bits` config node as a typed model (pydantic), and the per-layer bit budgets it resolves to.
 
 Per-layer `k`, most specific last: `k` for every layer, then `first_layer_k` / `last_layer_k` (null =
 same as `k`), then `layers` ({name or glob: k}, later patterns win), then the plan file's
@@ -8,127 +8,108 @@ same as `k`), then `layers` ({name or glob: k}, later patterns win), then the pl
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from bitpruner.config import CheckedNode, plain
+from bitpruner.errors import ConfigError
 from bitpruner.prune_bits.encodings import ENCODINGS
 from bitpruner.prune_bits.plan_file import read_plan_file
-from bitpruner.errors import ConfigError
+from bitpruner.quant.fixed_point import QuantConfig
+from bitpruner.schema import parse_node
 
 MODES = ("per_weight", "group_columns", "group_budget")
 SCHEDULES = ("step", "agp")
 WHERE = "prune_bits"
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _check_int(key: str, value: Any, minimum: int) -> int:
-    if not _is_int(value) or value < minimum:
-        raise ConfigError(f"{WHERE}.{key}={value!r}: expected an integer >= {minimum}")
-    return value
-
-
 def check_k(key: str, value: Any, bits: int) -> int:
     """A bit budget per weight: an integer in [0, bits - 1]."""
-    if not _is_int(value) or not 0 <= value <= bits - 1:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= bits - 1:
         raise ConfigError(f"{key}={value!r}: expected an integer k in [0, {bits - 1}] for {bits}-bit weights")
     return value
 
 
-@dataclass(frozen=True)
-class AdmmConfig:
+class AdmmConfig(CheckedNode):
     """ADMM phase: epochs [0, epochs) add rho/2 ||W - Z + U||^2; Z, U and rho (x growth) every `update_every` steps."""
 
+    WHERE: ClassVar[str] = f"{WHERE}.admm"
+
     enabled: bool = False
-    rho: float = 1.0
-    rho_growth: float = 1.1
-    update_every: int = 50
-    epochs: int = 6
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.rho, (int, float)) or isinstance(self.rho, bool) or self.rho <= 0:
-            raise ConfigError(f"{WHERE}.admm.rho={self.rho!r}: expected a number > 0")
-        growth = self.rho_growth
-        if not isinstance(growth, (int, float)) or isinstance(growth, bool) or growth < 1:
-            raise ConfigError(f"{WHERE}.admm.rho_growth={growth!r}: expected a number >= 1")
-        if not _is_int(self.update_every) or self.update_every < 1:
-            raise ConfigError(f"{WHERE}.admm.update_every={self.update_every!r}: expected an integer >= 1")
-        if not _is_int(self.epochs) or self.epochs < 1:
-            raise ConfigError(f"{WHERE}.admm.epochs={self.epochs!r}: expected an integer >= 1")
+    rho: float = Field(default=1.0, gt=0)
+    rho_growth: float = Field(default=1.1, ge=1)
+    update_every: int = Field(default=50, ge=1)
+    epochs: int = Field(default=6, ge=1)
 
 
-@dataclass(frozen=True)
-class BitPruneConfig:
+class BitPruneConfig(CheckedNode):
     """Progressive bit pruning. Epochs are 0-based, as Lightning's `current_epoch`.
 
     `schedule=step`: layer k at epoch e is max(target, start_k - e // epochs_per_step).
     `schedule=agp`: from start_epoch to end_epoch (every `frequency` epochs) the fraction of lane groups
     projected to the target rises cubically from `initial_fraction` to 1, lowest projection error first.
     `admm.enabled` replaces either schedule by an ADMM phase of `admm.epochs`, then the hard projection.
+    The budgets (`k`, `first_layer_k`, `last_layer_k`, `layers`) are integers here; their range [0, bits - 1]
+    depends on the weight width and is checked by `check_bits` / `layer_k`.
     """
 
-    mode: str = "group_columns"
+    WHERE: ClassVar[str] = WHERE
+
+    mode: Literal[MODES] = "group_columns"  # type: ignore[valid-type]
     k: int = 2
     first_layer_k: int | None = None
     last_layer_k: int | None = None
-    layers: dict[str, int] = field(default_factory=dict)
+    layers: dict[str, int] = Field(default_factory=dict)
     plan_file: str | None = None
-    lanes: int = 16
-    encoding: str = "binary"
-    schedule: str = "step"
-    start_k: int = 4
-    epochs_per_step: int = 2
-    initial_fraction: float = 0.0
-    start_epoch: int = 0
-    end_epoch: int = 6
-    frequency: int = 1
-    admm: AdmmConfig = field(default_factory=AdmmConfig)
+    lanes: int = Field(default=16, gt=0, json_schema_extra={"expected": "a positive integer (the lane group size G)"})
+    encoding: Literal[ENCODINGS] = "binary"  # type: ignore[valid-type]
+    schedule: Literal[SCHEDULES] = "step"  # type: ignore[valid-type]
+    start_k: int = Field(default=4, ge=0)
+    epochs_per_step: int = Field(default=2, ge=1)
+    initial_fraction: float = Field(default=0.0, ge=0, le=1)
+    start_epoch: int = Field(default=0, ge=0)
+    end_epoch: int = Field(default=6, ge=0)
+    frequency: int = Field(default=1, ge=1)
+    admm: AdmmConfig = Field(default_factory=AdmmConfig)
 
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ConfigError(f"{WHERE}.mode={self.mode!r}: expected one of {', '.join(MODES)}")
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(f"{WHERE}.schedule={self.schedule!r}: expected one of {', '.join(SCHEDULES)}")
-        if self.encoding not in ENCODINGS:
-            raise ConfigError(f"{WHERE}.encoding={self.encoding!r}: expected one of {', '.join(ENCODINGS)}")
-        if not _is_int(self.lanes) or self.lanes <= 0:
-            raise ConfigError(f"{WHERE}.lanes={self.lanes!r}: expected a positive integer (the lane group size G)")
-        _check_int("start_k", self.start_k, 0)
-        _check_int("epochs_per_step", self.epochs_per_step, 1)
-        _check_int("start_epoch", self.start_epoch, 0)
-        _check_int("end_epoch", self.end_epoch, 0)
-        _check_int("frequency", self.frequency, 1)
-        f0 = self.initial_fraction
-        if not isinstance(f0, (int, float)) or isinstance(f0, bool) or not 0 <= f0 <= 1:
-            raise ConfigError(f"{WHERE}.initial_fraction={f0!r}: expected a number in [0, 1]")
+    @field_validator("layers", mode="before")
+    @classmethod
+    def _layers(cls, value: Any) -> Any:
+        value = plain(value)
+        if value is None:  # the group's default is null, so that `prune_bits.layers={fc1: 1}` composes
+            return {}
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"got {value!r}, expected a mapping of layer name or glob -> k")
+        return {str(k): v for k, v in value.items()}
+
+    @field_validator("admm", mode="before")
+    @classmethod
+    def _admm(cls, value: Any) -> Any:
+        value = plain(value)
+        return {} if value is None else value
+
+    @model_validator(mode="after")
+    def _schedule_is_consistent(self) -> BitPruneConfig:
         if self.schedule == "agp" and self.end_epoch <= self.start_epoch:
             raise ConfigError(f"{WHERE}.end_epoch={self.end_epoch} is not after start_epoch={self.start_epoch}")
+        return self
 
     @classmethod
-    def from_mapping(cls, cfg: Mapping[str, Any]) -> BitPruneConfig:
-        """Build from a plain dict or an OmegaConf node; unknown keys are an error."""
-        data = dict(cfg)
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"{WHERE}: unknown key(s) {', '.join(unknown)}; expected {', '.join(sorted(known))}")
-        layers = data.get("layers") or {}
-        if not isinstance(layers, Mapping):
-            raise ConfigError(f"{WHERE}.layers={layers!r}: expected a mapping of layer name or glob -> k")
-        data["layers"] = {str(k): v for k, v in layers.items()}
-        admm = data.get("admm") or {}
-        admm_known = {f.name for f in fields(AdmmConfig)}
-        if not isinstance(admm, Mapping) or set(admm) - admm_known:
-            raise ConfigError(f"{WHERE}.admm={admm!r}: expected a mapping with keys {', '.join(sorted(admm_known))}")
-        data["admm"] = AdmmConfig(**{k: (float(v) if k in ("rho", "rho_growth") and _is_int(v) else v)
-                                     for k, v in admm.items()})
-        if _is_int(data.get("initial_fraction")):
-            data["initial_fraction"] = float(data["initial_fraction"])
-        return cls(**data)
+    def from_mapping(cls, cfg: Mapping[str, Any] | None) -> BitPruneConfig:
+        """Build from a plain dict or an OmegaConf node; bad values and unknown keys raise ConfigError."""
+        return parse_node(cls, plain(cfg) if cfg is not None else {}, WHERE)
+
+    def check_bits(self, bits: int) -> None:
+        """Every budget the config states (not the plan file's: see `layer_k`) must be in [0, bits - 1]."""
+        check_k(f"{WHERE}.k", self.k, bits)
+        for key in ("first_layer_k", "last_layer_k"):
+            if getattr(self, key) is not None:
+                check_k(f"{WHERE}.{key}", getattr(self, key), bits)
+        for pattern, value in self.layers.items():
+            check_k(f"{WHERE}.layers[{pattern!r}]", value, bits)
 
     def layer_k(self, names: list[str], bits: int) -> dict[str, int]:
         """Target k of every layer (see the module docstring); bad values or unknown names fail here."""
@@ -172,3 +153,32 @@ class BitPruneConfig:
 
     def describe(self) -> str:
         return "ADMM phase" if self.admm.enabled else f"{self.schedule} schedule"
+
+
+class PruneBitsStage(CheckedNode):
+    """The nodes of the `prune_bits` stage that meet: every stated budget k must fit `quant.bits` weights."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    prune_bits: BitPruneConfig
+    quant: QuantConfig = Field(default_factory=QuantConfig)
+
+    @field_validator("quant", mode="before")
+    @classmethod
+    def _quant(cls, value: Any) -> Any:
+        return QuantConfig.from_any(plain(value))
+
+    @model_validator(mode="after")
+    def _budgets_fit_the_weights(self) -> PruneBitsStage:
+        self.prune_bits.check_bits(self.quant.bits)
+        return self
+
+
+def validate_prune_bits_stage(cfg: Mapping[str, Any]) -> tuple[BitPruneConfig, QuantConfig]:
+    """`prune_bits` and `quant` of a stage config, the budgets checked against the weight width.
+
+    Layer names (patterns, first/last layer, the plan file) need the model: `layer_k` checks them.
+    Raises ConfigError (one line naming the key) on a bad value.
+    """
+    stage = parse_node(PruneBitsStage, plain(cfg), "")
+    return stage.prune_bits, stage.quant

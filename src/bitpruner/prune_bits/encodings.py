@@ -10,16 +10,13 @@ essential bits are popcount(mask) and a bit-column engine's cycles are popcount(
 
 from __future__ import annotations
 
-import os
 from functools import cache
 
 import numpy as np
 
-os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
-import numba  # noqa: E402
-
 from bitpruner.errors import ConfigError  # noqa: E402
 from bitpruner.sim.booth import BOOTH_LIMIT, BOOTH_TABLE_SIZE, booth_table  # noqa: E402
+from bitpruner.utils.jit import numba  # the project's numba settings (threading layer, cache outside src/)
 
 ENCODINGS = ("binary", "booth", "dnnsim_booth")
 # DNNsim recodes 15-bit magnitudes; |v| >= DNNSIM_BOOTH_LIMIT overflows its table (it hangs there), so we reject it.

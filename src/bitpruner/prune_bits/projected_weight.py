@@ -15,9 +15,9 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from bitpruner.models.layers import prunable_layers
 from bitpruner.prune_bits.lanes import weight_group_ids
 from bitpruner.prune_bits.projections import group_budget, group_columns, group_error, per_weight
-from bitpruner.models.layers import prunable_layers
 from bitpruner.quant.fixed_point import QuantConfig, broadcast_scale, qmax, weight_scale
 
 

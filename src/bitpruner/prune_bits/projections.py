@@ -15,7 +15,6 @@ constant on each interval ((j-1)/2, j/2]; a table indexed by j = ceil(2u) answer
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -24,13 +23,11 @@ from typing import Any
 
 import numpy as np
 
-os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
-import numba  # noqa: E402
-
+from bitpruner.errors import BitprunerError, ConfigError  # noqa: E402
 from bitpruner.prune_bits.encodings import check_encoding, essential_bits_table  # noqa: E402
 from bitpruner.prune_bits.lanes import check_lanes, from_lane_groups, group_filters, to_lane_groups  # noqa: E402
-from bitpruner.errors import BitprunerError, ConfigError  # noqa: E402
 from bitpruner.quant.fixed_point import check_bits, qmax  # noqa: E402
+from bitpruner.utils.jit import numba  # the project's numba settings (threading layer, cache outside src/)
 
 # group_columns tries every subset of bit positions up to this width (C(7, k) <= 35 subsets, a
 # 128 x 255 table); wider weights choose the positions greedily (see group_columns).

@@ -1,86 +1,96 @@
-"""The `pruning` config group as a typed dataclass, validated before any training starts."""
+"""The `prune_weights` config node as a typed model (pydantic), validated before any training starts."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import Any, ClassVar, Literal
 
+from pydantic import ConfigDict, Field, field_validator, model_validator
 from torch import nn
 
+from bitpruner.config import CheckedNode, TrainerNode, plain
 from bitpruner.errors import ConfigError
 from bitpruner.models.layers import prunable_layers
+from bitpruner.schema import parse_node
 
 SCHEDULES = ("agp", "oneshot")
 SCOPES = ("global", "layer")
+WHERE = "prune_weights"
+SPARSITY = "a sparsity in [0, 1)"
 
 
-@dataclass(frozen=True)
-class PruningConfig:
+def _check_sparsity(name: str, value: Any) -> float:
+    """A fraction of weights zeroed: a number in [0, 1) (1 would remove the layer)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or not 0 <= value < 1:
+        raise ConfigError(f"{name}: got {value!r}, expected {SPARSITY}")
+    return float(value)
+
+
+class PruningConfig(CheckedNode):
     """Unstructured magnitude pruning of conv/linear weights.
 
     `scope=global` ranks the weights of all pooled layers together (one threshold); `scope=layer`
     gives every pooled layer the same sparsity. Layers named in `overrides` (name or glob -> final
     sparsity) leave the pool and follow the same schedule to their own target; layers matching an
     `exclude` pattern are never pruned. Epochs are 0-based, as Lightning's `current_epoch`.
+    Bad values raise ConfigError (one line naming the key), also when built directly in code.
     """
 
-    schedule: str = "agp"
-    scope: str = "global"
-    initial_sparsity: float = 0.0
-    final_sparsity: float = 0.9
-    start_epoch: int = 0
-    end_epoch: int = 10
-    frequency: int = 1
-    overrides: dict[str, float] = field(default_factory=dict)
-    exclude: list[str] = field(default_factory=list)
+    WHERE: ClassVar[str] = WHERE
 
-    def __post_init__(self) -> None:
-        where = "prune_weights"
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(f"{where}.schedule={self.schedule!r}: expected one of {', '.join(SCHEDULES)}")
-        if self.scope not in SCOPES:
-            raise ConfigError(f"{where}.scope={self.scope!r}: expected one of {', '.join(SCOPES)}")
-        _check_sparsity(f"{where}.final_sparsity", self.final_sparsity)
-        _check_sparsity(f"{where}.initial_sparsity", self.initial_sparsity)
+    schedule: Literal[SCHEDULES] = "agp"  # type: ignore[valid-type]
+    scope: Literal[SCOPES] = "global"  # type: ignore[valid-type]
+    initial_sparsity: float = Field(default=0.0, ge=0, lt=1, allow_inf_nan=False,
+                                    json_schema_extra={"expected": SPARSITY})
+    final_sparsity: float = Field(default=0.9, ge=0, lt=1, allow_inf_nan=False,
+                                  json_schema_extra={"expected": SPARSITY})
+    start_epoch: int = Field(default=0, ge=0)
+    end_epoch: int = Field(default=10, ge=0)
+    frequency: int = Field(default=1, ge=1)
+    overrides: dict[str, float] = Field(default_factory=dict)
+    exclude: list[str] = Field(default_factory=list)
+
+    @field_validator("overrides", mode="before")
+    @classmethod
+    def _overrides(cls, value: Any) -> dict[str, float]:
+        value = plain(value)
+        if value is None:  # the group's default is null, so that `prune_weights.overrides={a: 0.5}` composes
+            return {}
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"got {value!r}, expected a mapping of layer name or glob -> sparsity")
+        return {str(k): _check_sparsity(f"{WHERE}.overrides[{str(k)!r}]", v) for k, v in value.items()}
+
+    @field_validator("exclude", mode="before")
+    @classmethod
+    def _exclude(cls, value: Any) -> list[str]:
+        value = plain(value)
+        if value is None:
+            return []
+        if isinstance(value, str) or not isinstance(value, (list, tuple)):
+            raise ConfigError(f"got {value!r}, expected a list of layer names or globs")
+        return [str(p) for p in value]
+
+    @model_validator(mode="after")
+    def _schedule_is_consistent(self) -> PruningConfig:
         if self.initial_sparsity > self.final_sparsity:
             raise ConfigError(
-                f"{where}.initial_sparsity={self.initial_sparsity} is above "
+                f"{WHERE}.initial_sparsity={self.initial_sparsity} is above "
                 f"final_sparsity={self.final_sparsity}: AGP only increases sparsity"
             )
-        for key, value in self.overrides.items():
-            _check_sparsity(f"{where}.overrides[{key!r}]", value)
-        _check_int(f"{where}.start_epoch", self.start_epoch, minimum=0)
-        _check_int(f"{where}.end_epoch", self.end_epoch, minimum=0)
-        _check_int(f"{where}.frequency", self.frequency, minimum=1)
         if self.schedule == "agp" and self.end_epoch <= self.start_epoch:
             raise ConfigError(
-                f"{where}.end_epoch={self.end_epoch} is not after start_epoch={self.start_epoch} "
+                f"{WHERE}.end_epoch={self.end_epoch} is not after start_epoch={self.start_epoch} "
                 "(an AGP schedule needs end > start; use prune_weights=oneshot for a single step)"
             )
+        return self
 
     @classmethod
-    def from_mapping(cls, cfg: Mapping[str, Any]) -> PruningConfig:
-        """Build from a plain dict or an OmegaConf node; unknown keys are an error."""
-        data = dict(cfg)
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"prune_weights: unknown key(s) {', '.join(unknown)}; expected {', '.join(sorted(known))}")
-        overrides = data.get("overrides") or {}
-        if not isinstance(overrides, Mapping):
-            raise ConfigError(f"prune_weights.overrides={overrides!r}: expected a mapping of layer name or glob -> sparsity")
-        data["overrides"] = {str(k): v for k, v in overrides.items()}
-        exclude = data.get("exclude") or []
-        if isinstance(exclude, str) or not isinstance(exclude, (list, tuple)):
-            raise ConfigError(f"prune_weights.exclude={exclude!r}: expected a list of layer names or globs")
-        data["exclude"] = [str(p) for p in exclude]
-        for key in ("initial_sparsity", "final_sparsity"):
-            if key in data and isinstance(data[key], int) and not isinstance(data[key], bool):
-                data[key] = float(data[key])
-        return cls(**data)
+    def from_mapping(cls, cfg: Mapping[str, Any] | None) -> PruningConfig:
+        """Build from a plain dict or an OmegaConf node; bad values and unknown keys raise ConfigError."""
+        return parse_node(cls, plain(cfg) if cfg is not None else {}, WHERE)
 
     @property
     def last_pruning_epoch(self) -> int:
@@ -97,16 +107,23 @@ class PruningConfig:
             )
 
 
-def _check_sparsity(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise ConfigError(f"{name}={value!r}: expected a number in [0, 1)")
-    if not 0.0 <= value < 1.0:
-        raise ConfigError(f"{name}={value}: expected a sparsity in [0, 1)")
+class PruneWeightsStage(CheckedNode):
+    """The nodes of the `prune_weights` stage that meet: the schedule must fit trainer.max_epochs."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    prune_weights: PruningConfig
+    trainer: TrainerNode
+
+    @model_validator(mode="after")
+    def _schedule_fits(self) -> PruneWeightsStage:
+        self.prune_weights.check_fits(self.trainer.max_epochs)
+        return self
 
 
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{name}={value!r}: expected an integer >= {minimum}")
+def validate_prune_weights_stage(cfg: Mapping[str, Any]) -> PruningConfig:
+    """`prune_weights` of a stage config, checked against `trainer.max_epochs`; ConfigError (one line) if bad."""
+    return parse_node(PruneWeightsStage, plain(cfg), "").prune_weights
 
 
 @dataclass(frozen=True)

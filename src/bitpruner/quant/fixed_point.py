@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import torch
+from pydantic import Field, model_validator
 
+from bitpruner.config import CheckedNode, plain
 from bitpruner.errors import ConfigError
+from bitpruner.schema import parse_node
 
 MIN_BITS = 2
 MAX_BITS = 16  # the simulator's pe_width: weights must fit 16-bit two's complement
@@ -27,18 +30,29 @@ def qmax(bits: int) -> int:
     return (1 << (check_bits(bits) - 1)) - 1
 
 
-@dataclass(frozen=True)
-class QuantConfig:
-    """How weights are quantized: width, scale granularity ('layer' or 'channel'), power-of-two scale."""
+class QuantConfig(CheckedNode):
+    """How weights are quantized: width, scale granularity ('layer' or 'channel'), power-of-two scale.
 
-    bits: int = 8
-    scale: str = "layer"
+    Config node `quant`; bad values raise ConfigError (one line naming the key), also when built in code.
+    """
+
+    WHERE: ClassVar[str] = "quant"
+
+    bits: int = Field(default=8, ge=MIN_BITS, le=MAX_BITS)
+    scale: Literal[SCALE_MODES] = "layer"  # type: ignore[valid-type]
     power_of_two: bool = False
 
-    def __post_init__(self) -> None:
-        check_bits(self.bits)
-        if self.scale not in SCALE_MODES:
-            raise ConfigError(f"quant.scale={self.scale!r}: expected one of {', '.join(SCALE_MODES)}")
+    @model_validator(mode="before")
+    @classmethod
+    def _per_channel(cls, data: Any) -> Any:
+        # Older callers say `per_channel: true|false` instead of `scale`; `scale` wins when both are given.
+        if isinstance(data, Mapping) and "per_channel" in data:
+            data = dict(data)
+            per_channel = data.pop("per_channel")
+            if not isinstance(per_channel, bool):
+                raise ConfigError(f"quant.per_channel: got {per_channel!r}, expected true or false")
+            data.setdefault("scale", "channel" if per_channel else "layer")
+        return data
 
     @property
     def per_channel(self) -> bool:
@@ -51,14 +65,7 @@ class QuantConfig:
             return cls()
         if isinstance(cfg, QuantConfig):
             return cfg
-        keys = set(cfg.keys())
-        unknown = keys - {"bits", "scale", "per_channel", "power_of_two"}
-        if unknown:
-            raise ConfigError(
-                f"quant config: unknown key(s) {sorted(unknown)}; expected bits, scale, power_of_two"
-            )
-        scale = cfg.get("scale", "channel" if cfg.get("per_channel", False) else "layer")
-        return cls(bits=cfg.get("bits", 8), scale=scale, power_of_two=bool(cfg.get("power_of_two", False)))
+        return parse_node(cls, plain(cfg), cls.WHERE)
 
 
 @dataclass

@@ -1,22 +1,27 @@
 """Cycle-level simulator of bit-serial accelerators (DNNsim-compatible) and its trace formats.
 
 Public API (imported lazily so that `bitpruner --help` does not load numpy/numba):
-``simulate_network``, ``simulate_layer``, ``LayerResult``, ``SimParams``, ``ARCHS``, ``LayerTrace``,
-``NetworkTrace``, ``from_torch_layout``, ``load_dnnsim``, ``save_dnnsim``.
+``simulate_network``, ``simulate_layer``, ``LayerResult``, ``SimParams``, ``ARCHS``, ``resolve_arch``,
+``DESIGNS``, ``Design``, ``design_of`` (the design registry), ``Accelerator``, ``accelerator_from_config``,
+``accelerators_from_config``, ``LayerTrace``, ``NetworkTrace``, ``from_torch_layout``, ``load_dnnsim``,
+``save_dnnsim``. numba's settings (threading layer, on-disk cache outside the source tree) live in ``jit.py``.
 """
 
 import importlib
-import os
-
-# Forked children that touch numba after a parallel call abort under GNU OpenMP; workqueue is fork-safe.
-os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
 
 _EXPORTS = {
     "simulate_network": "bitpruner.sim.engine",
     "simulate_layer": "bitpruner.sim.engine",
     "LayerResult": "bitpruner.sim.engine",
     "SimParams": "bitpruner.sim.params",
-    "ARCHS": "bitpruner.sim.params",
+    "ARCHS": "bitpruner.sim.designs",
+    "DESIGNS": "bitpruner.sim.designs",
+    "Design": "bitpruner.sim.designs",
+    "design_of": "bitpruner.sim.designs",
+    "resolve_arch": "bitpruner.sim.designs",
+    "Accelerator": "bitpruner.sim.accelerators",
+    "accelerator_from_config": "bitpruner.sim.accelerators",
+    "accelerators_from_config": "bitpruner.sim.accelerators",
     "LayerTrace": "bitpruner.sim.traces",
     "NetworkTrace": "bitpruner.sim.traces",
     "from_torch_layout": "bitpruner.sim.traces",

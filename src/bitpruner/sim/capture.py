@@ -116,7 +116,7 @@ class _InputQuantizer:
 
 
 @dataclass
-class QuantisedModel:
+class QuantizedModel:
     """A copy of a model with integer weights (``q * scale``) and fake-quantized layer inputs."""
 
     model: nn.Module
@@ -163,14 +163,14 @@ class QuantisedModel:
 
 
 @torch.no_grad()
-def quantise_model(
+def quantize_model(
     model: nn.Module,
     calibration: Iterable,
     payload: Mapping | None = None,
     act_bits: int = 8,
     wgt_bits: int = 8,
     name: str = "network",
-) -> QuantisedModel:
+) -> QuantizedModel:
     """Integer weights (stored or quantized), activation scales calibrated on `calibration` batches."""
     layers = prunable_layers(model)
     if not layers:
@@ -192,7 +192,7 @@ def quantise_model(
         hooks[lname] = _InputQuantizer(act_quant[lname])
         module.register_forward_pre_hook(hooks[lname])
     model_cfg = (payload or {}).get("model_cfg") or {}
-    return QuantisedModel(model=qmodel, weights=weights, act_quant=act_quant, weight_source=source, name=name,
+    return QuantizedModel(model=qmodel, weights=weights, act_quant=act_quant, weight_source=source, name=name,
                           model_name=model_cfg.get("name"), _hooks=hooks)
 
 

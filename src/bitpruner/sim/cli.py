@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from bitpruner.sim.params import ARCHS
-
 _GEOMETRY_FLAGS = ("lanes", "columns", "rows", "tiles", "pe_width")
 _OPTION_FLAGS = ("bits_first_stage", "column_registers", "group_size", "pe_serial_bits", "lookahead", "lookaside")
 _HELP = {
@@ -32,7 +30,10 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--traces", required=True, metavar="DIR", help="folder holding models/ and net_traces/")
     parser.add_argument("--network", required=True, metavar="NET", help="network name (a folder under models/)")
-    parser.add_argument("--arch", required=True, metavar="ARCH", help=f"one of {', '.join(ARCHS)} (any case)")
+    # The registry (bitpruner.sim.designs) is not imported here: it loads numpy and pydantic, and --help stays fast.
+    parser.add_argument("--arch", required=True, metavar="ARCH",
+                        help="a design name or alias, any case (e.g. BitPragmatic, PragmaticW; an unknown name "
+                             "lists them all)")
     for flag in _GEOMETRY_FLAGS + _OPTION_FLAGS:
         parser.add_argument(f"--{flag.replace('_', '-')}", type=int, default=None, metavar="N", help=_HELP[flag])
     parser.add_argument("--booth", action="store_true", help="Booth-like recoding of the serial operand")
@@ -44,15 +45,18 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bitpruner.sim.designs import check_options, design_of
     from bitpruner.sim.dnnsim_io import load_dnnsim
     from bitpruner.sim.engine import simulate_network
-    from bitpruner.sim.params import SimParams, resolve_arch
+    from bitpruner.sim.params import SimParams
 
-    arch = resolve_arch(args.arch, tactical=args.tactical)
+    design = design_of(args.arch, tactical=args.tactical)
     given = {f: getattr(args, f) for f in _GEOMETRY_FLAGS + _OPTION_FLAGS if getattr(args, f) is not None}
-    params = SimParams(booth_encoding=args.booth, **given)
+    params = SimParams.parse({"booth_encoding": args.booth, **given})
+    check_options(design, params)  # before the traces load: a refused option fails fast
+    arch = design.name
     trace = load_dnnsim(args.traces, args.network)
-    results = simulate_network(trace, arch, params, samples=args.samples, progress=not args.json)
+    results = simulate_network(trace, design, params, samples=args.samples, progress=not args.json)
     total = sum(r.compute_cycles for r in results)
     if args.json:
         doc = {

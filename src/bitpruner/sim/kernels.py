@@ -1,21 +1,18 @@
-"""Numba kernels of the cycle model (few signatures, all int64, cached on disk)."""
+"""Numba kernels of the cycle model (few signatures, all int64, cached on disk: see jit.py)."""
 
 from __future__ import annotations
 
-import os
+import numpy as np
 
-os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
+from bitpruner.sim.tiling import FULL_REACH, MAX_SLICED_KEYS, VALUE_BITS, KernelMode
+from bitpruner.utils.jit import njit, prange
 
-import numba  # noqa: E402
-import numpy as np  # noqa: E402
-
-# Any first-stage reach of 15 or more bits covers a whole 16-bit value: each lane has its own shifter.
-FULL_REACH = 15
-VALUE_BITS = 16  # serial operands are at most 16-bit magnitudes
-MAX_SLICED_KEYS = 63  # keys of a block that fit one int64 bit mask
+# numba freezes module-level ints as compile-time constants.
+_PRAGMATIC = int(KernelMode.PRAGMATIC)
+_SHAPESHIFTER = int(KernelMode.SHAPESHIFTER)
 
 
-@numba.njit(cache=True)
+@njit()
 def _popcount(v):
     c = 0
     while v:
@@ -24,7 +21,7 @@ def _popcount(v):
     return c
 
 
-@numba.njit(cache=True)
+@njit()
 def pragmatic_cost(vals, n, reach):
     """Two-stage shifter cycles over vals[:n] (non-negative; destroyed): at least 1.
 
@@ -68,7 +65,7 @@ def pragmatic_cost(vals, n, reach):
     return cycles if cycles > 0 else 1
 
 
-@numba.njit(cache=True)
+@njit()
 def pragmatic_rows(vals, reach):
     """Shifter cycles of every row of vals[N, L] (magnitudes, Booth-recoded if wanted)."""
     n_rows, lanes = vals.shape
@@ -80,25 +77,26 @@ def pragmatic_rows(vals, reach):
     return out
 
 
-@numba.njit(cache=True)
+@njit()
 def ring_cycles(cost, n_steps, reps, registers):
-    """Columns with run-ahead registers: cost[WS, Gc, S, Cc]; steps run ws -> (reps x g) -> s < n_steps[g].
+    """Columns with run-ahead registers: cost[WS, filter_groups, S, Cc]; steps run
+    ws -> (reps x group) -> s < n_steps[group].
 
     Each step every column c starts at max(rc, cc[c]) and adds its cost; rc is the ring's oldest max(cc).
     """
-    n_ws, n_g, _, n_cols = cost.shape
+    n_ws, n_groups, _, n_cols = cost.shape
     cc = np.zeros(n_cols, np.int64)
     ring = np.zeros(registers, np.int64)
     idx = 0
     rc = 0
     for ws in range(n_ws):
         for _ in range(reps):
-            for g in range(n_g):
-                for s in range(n_steps[g]):
+            for grp in range(n_groups):
+                for s in range(n_steps[grp]):
                     top = 0
                     for c in range(n_cols):
                         start = cc[c] if cc[c] > rc else rc
-                        cc[c] = start + cost[ws, g, s, c]
+                        cc[c] = start + cost[ws, grp, s, c]
                         if cc[c] > top:
                             top = cc[c]
                     rc = ring[idx]
@@ -107,7 +105,7 @@ def ring_cycles(cost, n_steps, reps, registers):
     return cc.max()
 
 
-@numba.njit(cache=True)
+@njit()
 def _sliced_shifter(planes, reach):
     """The two-stage shifter on bit planes (planes[b]: the lanes holding bit b; destroyed): at least 1."""
     cycles = 0
@@ -128,13 +126,13 @@ def _sliced_shifter(planes, reach):
     return cycles if cycles > 0 else 1
 
 
-@numba.njit(parallel=True, cache=True)
+@njit(parallel=True)
 def pattern_costs(vals, x0, y0, row_x, row_y, row_ch, key_row, key_lane, key_off, pat_idx, pat_mask, pat_off,
                   n_cols, mode, reach):
     """Per window and block, the max over the block's lane patterns of a per-PE cost.
 
-    vals[Xp, Yp, Cpad]: per activation, its magnitude (mode 0: BitPragmatic shifter cost) or its
-    ShapeShifter bit count (mode 1: cost = max + 1). Window w's origin is (x0[w], y0[w]); buffer row r
+    vals[Xp, Yp, Cpad]: per activation, its magnitude (mode KernelMode.PRAGMATIC: BitPragmatic shifter cost)
+    or its ShapeShifter bit count (KernelMode.SHAPESHIFTER: cost = max + 1). Window w's origin is (x0[w], y0[w]); buffer row r
     reads position (+row_x[r], +row_y[r]) and channels row_ch[r] + lane. Block b reads the activations
     (key_row[j], key_lane[j]) for j in key_off[b]:key_off[b+1], gathered once per window; its patterns
     pat_off[b]:pat_off[b+1] list, per lane, an index into those keys (-1: lane idle); when a block has at
@@ -150,7 +148,7 @@ def pattern_costs(vals, x0, y0, row_x, row_y, row_ch, key_row, key_lane, key_off
     for b in range(n_blocks):
         max_keys = max(max_keys, key_off[b + 1] - key_off[b])
     out = np.zeros((n_ws, n_blocks, n_cols), np.int64)
-    for ws in numba.prange(n_ws):
+    for ws in prange(n_ws):
         scratch = np.empty(lanes, np.int64)
         local = np.empty(max_keys, np.int64)
         local_pop = np.empty(max_keys, np.int64)
@@ -165,9 +163,9 @@ def pattern_costs(vals, x0, y0, row_x, row_y, row_ch, key_row, key_lane, key_off
                 for j in range(key_off[b + 1] - k0):
                     r = key_row[k0 + j]
                     local[j] = vals[x0[w] + row_x[r], y0[w] + row_y[r], row_ch[r] + key_lane[k0 + j]]
-                    if mode == 0:
+                    if mode == _PRAGMATIC:
                         local_pop[j] = _popcount(local[j])
-                sliced = mode == 0 and 0 < reach < FULL_REACH and key_off[b + 1] - k0 <= MAX_SLICED_KEYS
+                sliced = mode == _PRAGMATIC and 0 < reach < FULL_REACH and key_off[b + 1] - k0 <= MAX_SLICED_KEYS
                 if sliced:
                     for bit in range(VALUE_BITS):
                         key_planes[bit] = 0
@@ -181,7 +179,7 @@ def pattern_costs(vals, x0, y0, row_x, row_y, row_ch, key_row, key_lane, key_off
                             bit += 1
                 best = 0
                 for p in range(pat_off[b], pat_off[b + 1]):
-                    if mode == 1:
+                    if mode == _SHAPESHIFTER:
                         top = -1
                         for i in range(lanes):
                             j = pat_idx[p, i]

@@ -1,76 +1,77 @@
-"""Simulator parameters and architecture names (DNNsim's defaults)."""
+"""Simulator parameters (DNNsim's defaults), a typed config node.
+
+Which design takes which option is the registry's business (`bitpruner.sim.designs`); `ARCHS` and
+`resolve_arch` are re-exported here for older imports.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from typing import Any
 
-from bitpruner.errors import ConfigError
+from pydantic import Field
 
-# Canonical names; DNNsim's own names where DNNsim has the design.
-ARCHS = (
-    "DaDianNao",
-    "Stripes",
-    "BitPragmatic",
-    "Laconic",
-    "ShapeShifter",
-    "Loom",
-    "BitTactical",
-    "BitTacticalE",
-    "BitTacticalP",
-    "PragmaticW",
+from bitpruner.schema import ConfigNode, parse_node
+
+MAX_PE_WIDTH = 16  # traces hold 16-bit two's complement values
+GEOMETRY_FIELDS = ("lanes", "columns", "rows", "tiles", "pe_width")
+# Per-design options; a design lists the ones it takes in its registry record.
+OPTION_FIELDS = (
+    "bits_first_stage",
+    "column_registers",
+    "booth_encoding",
+    "group_size",
+    "pe_serial_bits",
+    "lookahead",
+    "lookaside",
 )
-# `--tactical` turns these base designs into their BitTactical variants, as DNNsim's `tactical: true` does.
-TACTICAL_OF = {"DaDianNao": "BitTactical", "BitPragmatic": "BitTacticalE", "ShapeShifter": "BitTacticalP"}
-TACTICAL_ARCHS = frozenset(TACTICAL_OF.values())
-# Architectures whose column-register option DNNsim (or our spec, for PragmaticW) models.
-COLUMN_REGISTER_ARCHS = frozenset({"BitPragmatic", "ShapeShifter", "PragmaticW", "BitTacticalE", "BitTacticalP"})
-# Booth recoding acts on these designs' serial operands.
-BOOTH_ARCHS = frozenset({"BitPragmatic", "Laconic", "PragmaticW", "BitTacticalE"})
+WHERE = "simulator"  # default prefix of SimParams errors
 
 
-@dataclass(frozen=True)
-class SimParams:
-    """Geometry and per-design options; defaults are DNNsim's."""
+class SimParams(ConfigNode):
+    """Geometry and per-design options; defaults are DNNsim's.
 
-    lanes: int = 16
-    columns: int = 16
-    rows: int = 16
-    tiles: int = 16
-    pe_width: int = 16
-    bits_first_stage: int = 0
-    column_registers: int = 0
-    booth_encoding: bool = False
-    group_size: int = 1
-    pe_serial_bits: int = 1
-    lookahead: int = 2
-    lookaside: int = 5
+    Strict (no ``"4"`` or ``True`` for an integer), closed (unknown keys refused) and frozen. Values from a
+    user (CLI flags, config files) go through :meth:`parse`, which raises ConfigError with one line naming the
+    key, e.g. ``simulator.lanes: got 0, expected an integer >= 1``; ``SimParams(...)`` in code raises
+    pydantic's ValidationError.
+    """
 
-    def __post_init__(self) -> None:
-        for name in ("lanes", "columns", "rows", "tiles", "pe_width", "group_size", "pe_serial_bits"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"simulator {name}={value!r}: expected an integer >= 1")
-        if self.pe_width > 16:
-            raise ConfigError(f"simulator pe_width={self.pe_width}: expected <= 16 (16-bit traces)")
-        for name in ("bits_first_stage", "column_registers", "lookahead", "lookaside"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 0:
-                raise ConfigError(f"simulator {name}={value!r}: expected an integer >= 0")
+    lanes: int = Field(16, ge=1, description="multipliers per PE (weights/activations per step)")
+    columns: int = Field(16, ge=1, description="PE columns = windows in lock-step")
+    rows: int = Field(16, ge=1, description="PE rows = filters per tile")
+    tiles: int = Field(16, ge=1, description="tiles = filter sets in lock-step")
+    pe_width: int = Field(16, ge=1, le=MAX_PE_WIDTH, description="PE bit width; precisions may not exceed it")
+    bits_first_stage: int = Field(0, ge=0, description="first-stage shifter bits of the two-stage shifter")
+    column_registers: int = Field(0, ge=0, description="run-ahead registers per column (conv only)")
+    booth_encoding: bool = Field(False, description="DNNsim's booth-like recoding of the serial operand")
+    group_size: int = Field(1, ge=1, description="ShapeShifter columns per precision group")
+    pe_serial_bits: int = Field(1, ge=1, description="Loom activation bits per PE cycle")
+    lookahead: int = Field(2, ge=0, description="BitTactical lookahead h (rows ahead)")
+    lookaside: int = Field(5, ge=0, description="BitTactical lookaside d (lanes aside)")
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any], where: str = WHERE) -> SimParams:
+        """Validate user-given values (ConfigError, one line naming `where`.key, for the first bad one)."""
+        return parse_node(cls, data, where)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Every field by name (plain Python values)."""
+        return self.model_dump()
+
+    def changed_options(self) -> dict[str, Any]:
+        """The per-design options that differ from their defaults, in OPTION_FIELDS order."""
+        fields = type(self).model_fields
+        return {n: getattr(self, n) for n in OPTION_FIELDS if getattr(self, n) != fields[n].default}
 
 
-def resolve_arch(name: str, tactical: bool = False) -> str:
-    """Canonical architecture name (case-insensitive); `tactical` maps a base design to its BitTactical form."""
-    by_lower = {a.lower(): a for a in ARCHS}
-    arch = by_lower.get(str(name).lower())
-    if arch is None:
-        raise ConfigError(f"simulator arch={name!r}: expected one of {', '.join(ARCHS)}")
-    if tactical and arch not in TACTICAL_ARCHS:
-        if arch not in TACTICAL_OF:
-            raise ConfigError(
-                f"simulator arch={arch} with tactical: expected one of {', '.join(TACTICAL_OF)}"
-            )
-        arch = TACTICAL_OF[arch]
-    return arch
+_FROM_REGISTRY = ("ARCHS", "TACTICAL_OF", "resolve_arch")
+
+
+def __getattr__(name: str):
+    # Lazy: the registry imports the cost modules, which must not depend on this module at import time.
+    if name in _FROM_REGISTRY:
+        from bitpruner.sim import designs
+
+        return getattr(designs, name)
+    raise AttributeError(f"module 'bitpruner.sim.params' has no attribute {name!r}")

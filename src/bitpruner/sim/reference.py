@@ -1,17 +1,25 @@
 """Plain-Python reference of the cycle model, literally from the spec (slow; tests compare the engine to it).
 
-Every step is simulated with explicit loops over tiles, columns (windows), rows (filters) and lanes.
-Only the Booth table (checked against the spec's scan in the tests) and the BitTactical schedule are shared
-with the fast engine.
+Every step is simulated with explicit loops over tiles, columns (windows), rows (filters) and lanes; only
+the per-PE cost differs between designs: one function per design below, named in the registry
+(`designs.py`) as the design's ``reference_cost``. Only the Booth table (checked against the spec's scan in
+the tests) and the BitTactical schedule are shared with the fast engine.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from bitpruner.sim.booth import booth_table
-from bitpruner.sim.params import SimParams, resolve_arch
+from bitpruner.sim.params import SimParams
 from bitpruner.sim.traces import LayerTrace
+
+if TYPE_CHECKING:
+    from bitpruner.sim.designs import Design
+    from bitpruner.sim.tactical import LayerSchedule
 
 
 def _pragmatic(values: list[int], bits_first_stage: int) -> int:
@@ -76,49 +84,141 @@ class _Layer:
         return int(self.W[f, ch]) if self.fc else int(self.W[f, ch, kx, ky])
 
 
+@dataclass
+class PEContext:
+    """What a per-PE reference cost may read: the layer, the parameters and per-layer facts."""
+
+    lay: _Layer
+    p: SimParams
+    act_prec: int
+    wgt_prec: int
+    signed: bool  # any activation of the layer is negative
+    booth: bool  # Booth recoding on (and taken by the design)
+    filter_sets: list[list[int]]
+    schedule: LayerSchedule | None  # BitTactical designs only
+
+    def mag(self, v: int) -> int:
+        """|v| cut to pe_width bits, Booth-recoded if on."""
+        m = abs(v) & ((1 << self.p.pe_width) - 1)
+        return int(booth_table()[m]) if self.booth else m
+
+    def ss_prec(self, values: list[int]) -> int:
+        """ShapeShifter's precision of some lane values (spec: per-PE costs)."""
+        mask = (1 << self.p.pe_width) - 1
+        top = 0
+        for v in values:
+            u = v & mask
+            if self.signed and u & (1 << (self.p.pe_width - 1)):
+                u ^= mask
+            top = max(top, (u.bit_length() - 1 if u else 0) + int(self.signed))
+        return top + 1
+
+    def acts(self, w: int, t: int) -> list[int]:
+        """The L activations of window w at buffer row t."""
+        return [self.lay.act(w, t, i) for i in range(self.p.lanes)]
+
+    def wgts(self, fset: int, f_local: int, t: int) -> list[int]:
+        """The L weights of filter f_local of filter set fset at buffer row t."""
+        f = self.filter_sets[fset][f_local]
+        return [self.lay.wgt(f, t, i) for i in range(self.p.lanes)]
+
+    def selected_acts(self, w: int, fset: int, f_local: int, t: int) -> list[int]:
+        """The activations the scheduled slots of this filter read when row t runs (BitTactical)."""
+        rows = self.schedule.act_row[fset, f_local, t]
+        lanes = self.schedule.act_lane[fset, f_local, t]
+        return [self.lay.act(w, int(r), int(i)) for r, i in zip(rows, lanes, strict=True) if r >= 0]
+
+
+# ---------------------------------------------------------------- per-PE costs, one per design
+# Signature: (ctx, window w, filter set fset, filter f_local of the set, buffer row t) -> cycles.
+
+
+def dadiannao(ctx: PEContext, w: int, fset: int, f_local: int, t: int) -> int:
+    """Bit-parallel: one cycle."""
+    return 1
+
+
+def bittactical(ctx: PEContext, w: int, fset: int, f_local: int, t: int) -> int:
+    """DaDianNao on the schedule: one cycle."""
+    return 1
+
+
+def stripes(ctx: PEContext, w: int, fset: int, f_local: int, t: int) -> int:
+    """The layer's activation precision (at most pe_width)."""
+    return min(ctx.act_prec, ctx.p.pe_width)
+
+
+def bitpragmatic(ctx: PEContext, w: int, fset: int, f_local: int, t: int) -> int:
+    """The two-stage shifter over the L activation magnitudes of row t of window w."""
+    return _pragmatic([ctx.mag(a) for a in ctx.acts(w, t)], ctx.p.bits_first_stage)
+
+
+def laconic(ctx: PEContext, w: int, fset: int, f_local: int, t: int) -> int:
+    """max over lanes of max(1, popcount(|a|) * popcount(|w|))."""
+    pairs = zip(ctx.acts(w, t), ctx.wgts(fset, f_local, t), strict=True)
+    return max(max(1, bin(ctx.mag(a)).count("1") * bin(ctx.mag(b)).count("1")) for a, b in pairs)
+
+
+def shapeshifter(ctx: PEContext, w: int, fset: int, f_local: int, t: int) -> int:
+    """ShapeShifter's precision of the L activations of row t of window w."""
+    return ctx.ss_prec(ctx.acts(w, t))
+
+
+def loom(ctx: PEContext, w: int, fset: int, f_local: int, t: int) -> int:
+    """ShapeShifter's precision (pe_serial_bits per cycle) times the weight precision."""
+    return -(-ctx.ss_prec(ctx.acts(w, t)) // ctx.p.pe_serial_bits) * ctx.wgt_prec
+
+
+def pragmatic_w(ctx: PEContext, w: int, fset: int, f_local: int, t: int) -> int:
+    """The two-stage shifter over the L weight magnitudes of this filter at row t."""
+    return _pragmatic([ctx.mag(v) for v in ctx.wgts(fset, f_local, t)], ctx.p.bits_first_stage)
+
+
+def bittactical_e(ctx: PEContext, w: int, fset: int, f_local: int, t: int) -> int:
+    """The two-stage shifter over the activations this filter's scheduled slots select."""
+    return _pragmatic([ctx.mag(a) for a in ctx.selected_acts(w, fset, f_local, t)], ctx.p.bits_first_stage)
+
+
+def bittactical_p(ctx: PEContext, w: int, fset: int, f_local: int, t: int) -> int:
+    """ShapeShifter's precision of the activations this filter's scheduled slots select."""
+    return ctx.ss_prec(ctx.selected_acts(w, fset, f_local, t))
+
+
+# ---------------------------------------------------------------- the loops
+
+
 def _chunks(n: int, size: int) -> list[list[int]]:
     return [list(range(s, min(n, s + size))) for s in range(0, n, size)]
 
 
-def reference_cycles(layer: LayerTrace, arch: str, params: SimParams | None = None, sample: int = 0) -> int:
-    """compute_cycles of one sample of one layer, by brute force."""
+def reference_cycles(layer: LayerTrace, arch: str | Design, params: SimParams | None = None, sample: int = 0) -> int:
+    """compute_cycles of one sample of one layer, by brute force (arch: a name or a registry Design).
+
+    Raises ConfigError for an unknown design or an option the design does not take.
+    """
+    from bitpruner.sim.designs import check_options, design_of  # the registry imports this module's costs
+
     p = params or SimParams()
-    arch = resolve_arch(arch)
+    design = design_of(arch)
+    check_options(design, p, "reference")
     lay = _Layer(layer, p, sample)
     act_prec, wgt_prec = layer.precisions(p.pe_width)
-    signed = bool(layer.activations.min() < 0)
-    mask = (1 << p.pe_width) - 1
-    booth = booth_table()
-    use_booth = p.booth_encoding and arch in ("BitPragmatic", "Laconic", "PragmaticW", "BitTacticalE")
-
-    def mag(v: int) -> int:
-        m = abs(v) & mask
-        return int(booth[m]) if use_booth else m
-
-    def ss_prec(values: list[int]) -> int:
-        top = 0
-        for v in values:
-            u = v & mask
-            if signed and u & (1 << (p.pe_width - 1)):
-                u ^= mask
-            top = max(top, (u.bit_length() - 1 if u else 0) + int(signed))
-        return top + 1
-
     window_sets = _chunks(len(lay.windows), p.columns)
     filter_sets = _chunks(lay.K, p.rows)
     groups = _chunks(len(filter_sets), p.tiles)
 
-    schedule = None
-    if arch in ("BitTactical", "BitTacticalE", "BitTacticalP"):
-        from bitpruner.sim.tactical import schedule_layer
+    schedule = plans = None
+    if design.scheduled:
+        from bitpruner.sim.tactical import schedule_layer  # numba: loaded only for the BitTactical designs
 
         wrows = np.array([[[lay.wgt(f, t, i) for i in range(p.lanes)] for t in range(lay.T)] for f in range(lay.K)],
                          dtype=np.int64)
         schedule = schedule_layer(wrows, p.rows, p.lookahead, p.lookaside, n_channels=lay.C)
-
-    plans = None
-    if schedule is not None:  # DNNsim's tile loop: per (window set, group) the buffer row of every tile
+        # DNNsim's tile loop: per (window set, group) the buffer row of every tile
         plans = schedule.step_plan(p.tiles, len(window_sets))
+    ctx = PEContext(lay=lay, p=p, act_prec=act_prec, wgt_prec=wgt_prec, signed=bool(layer.activations.min() < 0),
+                    booth=p.booth_encoding and design.takes("booth_encoding"), filter_sets=filter_sets,
+                    schedule=schedule)
 
     def steps_of(ws_index: int, group_index: int) -> list[list[int]]:
         """Per step, the buffer row each tile of the group runs (-1: idle)."""
@@ -126,32 +226,6 @@ def reference_cycles(layer: LayerTrace, arch: str, params: SimParams | None = No
         if plans is None:
             return [[t] * len(group) for t in range(lay.T)]
         return [[int(r) for r in row[: len(group)]] for row in plans[ws_index * len(groups) + group_index]]
-
-    def pe_cost(w: int, fset: int, f_local: int, t: int) -> int:
-        """Cost of the PE of column (window) w and row (filter f_local of set fset) at step t."""
-        f = filter_sets[fset][f_local]
-        if arch == "DaDianNao" or arch == "BitTactical":
-            return 1
-        if arch == "Stripes":
-            return min(act_prec, p.pe_width)
-        if arch == "BitPragmatic":
-            return _pragmatic([mag(lay.act(w, t, i)) for i in range(p.lanes)], p.bits_first_stage)
-        if arch == "Laconic":
-            return max(max(1, bin(mag(lay.act(w, t, i))).count("1") * bin(mag(lay.wgt(f, t, i))).count("1"))
-                       for i in range(p.lanes))
-        if arch == "ShapeShifter":
-            return ss_prec([lay.act(w, t, i) for i in range(p.lanes)])
-        if arch == "Loom":
-            return -(-ss_prec([lay.act(w, t, i) for i in range(p.lanes)]) // p.pe_serial_bits) * wgt_prec
-        if arch == "PragmaticW":
-            return _pragmatic([mag(lay.wgt(f, t, i)) for i in range(p.lanes)], p.bits_first_stage)
-        # BitTacticalE / P: the activations the scheduled slots of this filter read when row t runs
-        rows = schedule.act_row[fset, f_local, t]
-        lanes = schedule.act_lane[fset, f_local, t]
-        acts = [lay.act(w, int(r), int(i)) for r, i in zip(rows, lanes, strict=True) if r >= 0]
-        if arch == "BitTacticalE":
-            return _pragmatic([mag(a) for a in acts], p.bits_first_stage)
-        return ss_prec(acts)
 
     def column_costs(ws: list[int], group: list[int], rows: list[int]) -> list[int]:
         """Per column, the max PE cost over the busy tiles (tile i runs buffer row rows[i]) and their rows."""
@@ -165,12 +239,12 @@ def reference_cycles(layer: LayerTrace, arch: str, params: SimParams | None = No
                 if t < 0:
                     continue  # this tile is idle
                 for f_local in range(len(filter_sets[fset])):
-                    best = max(best, pe_cost(ws[c], fset, f_local, t))
+                    best = max(best, design.reference_cost(ctx, ws[c], fset, f_local, t))
             costs.append(best)
         return costs
 
     if lay.fc:
-        if arch in ("DaDianNao", "BitTactical"):
+        if design.fc_counts_steps:
             return sum(len(steps_of(0, gi)) for gi in range(len(groups)))
         cc, c = [0] * p.columns, 0
         for gi, group in enumerate(groups):
@@ -182,9 +256,7 @@ def reference_cycles(layer: LayerTrace, arch: str, params: SimParams | None = No
                 c += 1
         return max(cc)
 
-    registers = p.column_registers if arch in ("BitPragmatic", "ShapeShifter", "PragmaticW", "BitTacticalE",
-                                               "BitTacticalP") else 0
-    shapeshifter_like = arch in ("ShapeShifter", "BitTacticalP")
+    registers = p.column_registers if design.takes("column_registers") else 0
     total = 0
     cc = [0] * p.columns
     ring = [0] * max(registers, 1)
@@ -196,7 +268,7 @@ def reference_cycles(layer: LayerTrace, arch: str, params: SimParams | None = No
                 if not registers:
                     total += max(1, max(costs))
                     continue
-                if shapeshifter_like:
+                if design.column_groups:
                     costs = _shapeshifter_groups(costs, len(ws), p.group_size)
                 for col, cost in enumerate(costs):
                     cc[col] = max(rc, cc[col]) + cost

@@ -53,16 +53,12 @@ Run time (what the engine must do with the :class:`LayerSchedule` of :func:`sche
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
 
-os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
-
-import numba  # noqa: E402
-
-from bitpruner.errors import ConfigError  # noqa: E402
+from bitpruner.errors import ConfigError
+from bitpruner.utils.jit import njit
 
 SEARCH_SHAPES = ("T", "L")
 
@@ -118,7 +114,7 @@ def _check_map(smap: np.ndarray, lanes: int) -> None:
         )
 
 
-@numba.njit(cache=True)
+@njit()
 def _is_zero_row(val, t):
     for f in range(val.shape[1]):
         for i in range(val.shape[2]):
@@ -127,7 +123,7 @@ def _is_zero_row(val, t):
     return True
 
 
-@numba.njit(cache=True)
+@njit()
 def _schedule_inplace(val, trow, tlane, smap, lookahead):
     """Greedy promotion on one filter set's buffer val[T, R, L] (+ tuples), in place."""
     n_rows, n_filt, lanes = val.shape
@@ -177,7 +173,7 @@ def _schedule_inplace(val, trow, tlane, smap, lookahead):
                         break
 
 
-@numba.njit(cache=True)
+@njit()
 def _executed_rows(val, lookahead):
     """Rows kept by DNNsim's run-time rule: skip an all-zero row unless `lookahead` were just skipped."""
     n_rows = val.shape[0]
@@ -192,7 +188,7 @@ def _executed_rows(val, lookahead):
     return np.nonzero(keep)[0]
 
 
-@numba.njit(cache=True)
+@njit()
 def _schedule_sets(wsets, trow0, tlane0, smap, lookahead):
     """Schedule every filter set of wsets[n_sets, R, T, L]; outputs indexed by buffer row."""
     n_sets, n_filt, n_rows, lanes = wsets.shape

@@ -15,68 +15,16 @@ import math
 import os
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from bitpruner.config import is_int, require
 from bitpruner.errors import ConfigError
-from bitpruner.sim.accelerators import Accelerator, accelerators_from_config
+from bitpruner.sim.accelerators import Accelerator
+from bitpruner.simulate.config import VariantSpec, validate_simulate
 
 STAGE = "simulate"
 TRACES_DIR = "traces"
 DNNSIM_DIR = "dnnsim"
 ARTIFACTS = ("comparison.md", "comparison.csv", "cycles.csv", "variants.csv", "speedups.png", "layer_cycles.png")
-
-
-@dataclass(frozen=True)
-class VariantSpec:
-    name: str
-    ckpt: Path
-    metrics: Path | None = None  # the stage's metrics.json holding the 8-bit accuracy, if any
-    acc_key: str | None = None
-    required: bool = False
-
-
-def parse_variants(cfg: dict) -> list[VariantSpec]:
-    nodes = cfg.get("variants")
-    if not isinstance(nodes, list) or not nodes:
-        raise ConfigError(f"variants: got {nodes!r}, expected a non-empty list of {{name, ckpt, ...}}")
-    specs = []
-    for i, node in enumerate(nodes):
-        if not isinstance(node, dict) or not node.get("name") or not node.get("ckpt"):
-            raise ConfigError(f"variants[{i}]: got {node!r}, expected a mapping with name and ckpt")
-        unknown = sorted(set(node) - {"name", "ckpt", "metrics", "acc_key", "required"})
-        if unknown:
-            raise ConfigError(f"variants[{i}]: unknown key(s) {unknown}")
-        specs.append(VariantSpec(name=str(node["name"]), ckpt=Path(node["ckpt"]),
-                                 metrics=Path(node["metrics"]) if node.get("metrics") else None,
-                                 acc_key=node.get("acc_key"), required=bool(node.get("required", False))))
-    names = [s.name for s in specs]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"variants: names {names} must be unique")
-    for s in specs:
-        if "/" in s.name or "," in s.name:
-            raise ConfigError(f"variants: name {s.name!r} cannot hold '/' or ',' (it names files and metrics)")
-    baseline = cfg.get("baseline")
-    if baseline not in names:
-        raise ConfigError(f"baseline: got {baseline!r}, expected one of the variant names {names}")
-    return specs
-
-
-def validate(cfg: dict) -> tuple[list[VariantSpec], list[Accelerator]]:
-    """Every config check of the stage, before any work."""
-    require(cfg, "samples", lambda v: is_int(v) and v >= 1, "an integer >= 1")
-    require(cfg, "bits.activations", lambda v: is_int(v) and 2 <= v <= 16, "an integer in [2, 16]")
-    require(cfg, "bits.weights", lambda v: is_int(v) and 2 <= v <= 16, "an integer in [2, 16]")
-    require(cfg, "calibration.batches", lambda v: is_int(v) and v >= 1, "an integer >= 1")
-    require(cfg, "calibration.batch_size", lambda v: is_int(v) and v >= 1, "an integer >= 1", optional=True)
-    specs = parse_variants(cfg)
-    accels = accelerators_from_config(cfg.get("accelerators"))
-    for accel in accels:
-        for kind, bits in (("activations", cfg["bits"]["activations"]), ("weights", cfg["bits"]["weights"])):
-            if bits > accel.params.pe_width:
-                raise ConfigError(f"bits.{kind}={bits} exceeds pe_width={accel.params.pe_width} of {accel.name}")
-    return specs, accels
 
 
 def available_variants(specs: list[VariantSpec], baseline: str) -> list[VariantSpec]:
@@ -192,49 +140,53 @@ def simulate(cfg: dict) -> dict:
     from bitpruner.reports.comparison import comparison_markdown, comparison_table, headline_metrics
     from bitpruner.reports.plots import plot_layer_cycles, plot_speedups
     from bitpruner.sim.capture import first_samples
-    from bitpruner.skeleton.outputs import finish_outputs
+    from bitpruner.skeleton.outputs import log_outputs, portable, write_stage_files
+    from bitpruner.skeleton.session import stage_session
     from bitpruner.tracking import stage_run
     from bitpruner.training.builders import build_datamodule
     from bitpruner.utils.atomic import write_csv, write_text
 
-    specs, accels = validate(cfg)
-    start = time.perf_counter()
-    out_dir = Path(cfg["paths"]["output_dir"])
-    baseline = cfg["baseline"]
-    present = available_variants(specs, baseline)
-    names = [s.name for s in present]
-    weight_pruned = cfg.get("weight_pruned") if cfg.get("weight_pruned") in names else None
-    headline = cfg.get("headline") if cfg.get("headline") in names else names[-1]
-    datamodule = build_datamodule(cfg)
-    test_inputs = first_samples(datamodule.dataset("test"), cfg["samples"])
+    specs, accels = validate_simulate(cfg)
+    with stage_session(STAGE, cfg) as session:
+        baseline = cfg["baseline"]
+        present = available_variants(specs, baseline)
+        names = [s.name for s in present]
+        weight_pruned = cfg.get("weight_pruned") if cfg.get("weight_pruned") in names else None
+        headline = cfg.get("headline") if cfg.get("headline") in names else names[-1]
+        datamodule = build_datamodule(cfg)
+        test_inputs = first_samples(datamodule.dataset("test"), cfg["samples"])
 
-    traces, rows, model_name = {}, [], None
-    for spec in present:
-        trace, row, name = capture_variant(spec, cfg, datamodule, test_inputs)
-        traces[spec.name], model_name = trace, model_name or name
-        rows.append(row)
-    variants = pd.DataFrame(rows)
-    tags = {"model": model_name or "unknown", "dataset": datamodule.name,
-            "variants": ",".join(names), "accelerators": ",".join(a.name for a in accels)}
+        traces, rows, model_name = {}, [], None
+        for spec in present:
+            trace, row, name = capture_variant(spec, cfg, datamodule, test_inputs)
+            traces[spec.name], model_name = trace, model_name or name
+            rows.append(portable(row, cfg["paths"]["root_dir"]))
+        variants = pd.DataFrame(rows)
+        tags = {"model": model_name or "unknown", "dataset": datamodule.name,
+                "variants": ",".join(names), "accelerators": ",".join(a.name for a in accels)}
 
-    with stage_run(STAGE, cfg, cfg.get("logger", {}).get("mlflow"), cfg["paths"]["root_dir"], tags=tags) as run:
-        sim_start = time.perf_counter()
-        cycles = simulate_traces(traces, accels, cfg["samples"], progress=bool(cfg.get("progress", True)))
-        sim_time = time.perf_counter() - sim_start
-        table = comparison_table(cycles, variants, baseline, weight_pruned)
-        metrics = headline_metrics(table, headline, baseline, weight_pruned)
-        metrics.update({"samples": cfg["samples"], "simulate_time_s": round(sim_time, 2),
-                        "wall_time_s": round(time.perf_counter() - start, 2)})
-        write_traces(out_dir, traces, bool(cfg.get("export_dnnsim", True)))
-        write_csv(out_dir / "cycles.csv", cycles)
-        write_csv(out_dir / "variants.csv", variants)
-        write_csv(out_dir / "comparison.csv", table)
-        title = f"{model_name or 'model'} on {datamodule.name}: variants x accelerators"
-        write_text(out_dir / "comparison.md", comparison_markdown(
-            table, variants, baseline, weight_pruned, title=title,
-            notes=_notes(accels, cfg["samples"], datamodule.name, cfg["bits"])))
-        plot_speedups(table, out_dir / "speedups.png", baseline, weight_pruned)
-        plot_layer_cycles(cycles, out_dir / "layer_cycles.png")
-        finish_outputs(run, out_dir, cfg, metrics, ARTIFACTS)
-    print((out_dir / "comparison.md").read_text())
+        with stage_run(STAGE, cfg, (cfg.get("logger") or {}).get("mlflow"), cfg["paths"]["root_dir"], tags=tags,
+                       run_record=session.run_record) as run:
+            sim_start = time.perf_counter()
+            cycles = simulate_traces(traces, accels, cfg["samples"], progress=bool(cfg.get("progress", True)))
+            sim_time = time.perf_counter() - sim_start
+            table = comparison_table(cycles, variants, baseline, weight_pruned)
+            metrics = headline_metrics(table, headline, baseline, weight_pruned)
+            metrics["samples"] = cfg["samples"]
+            with session.outputs() as out_dir:
+                write_traces(out_dir, traces, bool(cfg.get("export_dnnsim", True)))
+                write_csv(out_dir / "cycles.csv", cycles)
+                write_csv(out_dir / "variants.csv", variants)
+                write_csv(out_dir / "comparison.csv", table)
+                title = f"{model_name or 'model'} on {datamodule.name}: variants x accelerators"
+                write_text(out_dir / "comparison.md", comparison_markdown(
+                    table, variants, baseline, weight_pruned, title=title,
+                    notes=_notes(accels, cfg["samples"], datamodule.name, cfg["bits"])))
+                plot_speedups(table, out_dir / "speedups.png", baseline, weight_pruned)
+                plot_layer_cycles(cycles, out_dir / "layer_cycles.png")
+                timing = {"simulate_time_s": sim_time, "wall_time_s": session.elapsed()}
+                write_stage_files(out_dir, cfg, metrics, timing)
+            log_outputs(run, session.out_dir, metrics, timing, ARTIFACTS)
+        session.run_record.unlink(missing_ok=True)
+    print((session.out_dir / "comparison.md").read_text())
     return metrics

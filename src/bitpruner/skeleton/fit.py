@@ -10,7 +10,6 @@ tail (`metrics.json`, `config.yaml`, final metrics and artifacts in MLflow). A s
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,9 @@ from torch import nn
 
 from bitpruner.config import fingerprint, validate_training
 from bitpruner.models.checkpoint import save_model_checkpoint
-from bitpruner.skeleton.outputs import finish_outputs
+from bitpruner.skeleton.outputs import log_outputs, portable, write_stage_files
+from bitpruner.skeleton.resume_state import ResumeStateCallback
+from bitpruner.skeleton.session import StageSession, stage_session
 from bitpruner.tracking import stage_run
 from bitpruner.training.builders import build_datamodule, build_optimizers, build_trainer, geometry_of
 from bitpruner.training.module import ClassifierModule
@@ -45,9 +46,13 @@ class FitContext:
     # Figures measured before training (the input model's), merged into the final metrics.
     reference: dict[str, Any] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)  # stage-private values shared between its hooks
+    session: StageSession | None = None
 
     @property
     def out_dir(self) -> Path:
+        """Where outputs are written now: the staging folder while the output set is written."""
+        if self.session is not None and self.session.staging is not None:
+            return self.session.staging
         return Path(self.cfg["paths"]["output_dir"])
 
     @property
@@ -93,43 +98,49 @@ class FitStage:
 def run_fit_stage(stage: FitStage, cfg: dict) -> dict:
     """Run a training stage on a resolved config (plain dict); returns the metrics written to `metrics.json`.
 
-    Raises ConfigError / DataError on bad config or inputs, before any training where they can be known then.
-    Under DDP every rank trains; only rank 0 tracks, writes outputs and returns metrics (others return {}).
+    Raises ConfigError / DataError on bad config or inputs, before any training where they can be known then;
+    StageBusyError when another run holds the stage's checkpoint folder; StageInterrupted on SIGTERM/SIGINT
+    (resume state kept). Under DDP every rank trains; only rank 0 tracks, writes outputs and returns metrics.
     """
     validate_training(cfg)
-    start = time.perf_counter()
-    L.seed_everything(cfg["seed"], workers=True)
-    datamodule = build_datamodule(cfg)
-    ctx = stage.load(cfg, datamodule)
-    stage.prepare(ctx)
-    optimizer, scheduler = build_optimizers(cfg)
-    module = ClassifierModule(ctx.model, optimizer, scheduler, ctx.geometry["num_classes"])
-    rank_zero = is_rank_zero()
-    resume_from = prepare_checkpoint_dir(ctx.ckpt_dir, fingerprint({**cfg, **ctx.inputs}),
-                                         bool(cfg.get("resume", True)), clean=rank_zero)
-    logger_cfg = (cfg.get("logger") or {}).get("mlflow") if rank_zero else None
+    with stage_session(stage.name, cfg) as session:
+        datamodule = build_datamodule(cfg)
+        ctx = stage.load(cfg, datamodule)
+        ctx.session = session
+        stage.prepare(ctx)
+        optimizer, scheduler = build_optimizers(cfg)
+        module = ClassifierModule(ctx.model, optimizer, scheduler, ctx.geometry["num_classes"])
+        rank_zero = is_rank_zero()
+        resume_from = prepare_checkpoint_dir(ctx.ckpt_dir, fingerprint({**cfg, **ctx.inputs}),
+                                             bool(cfg.get("resume", True)), clean=rank_zero)
+        logger_cfg = (cfg.get("logger") or {}).get("mlflow") if rank_zero else None
+        resume_state = ResumeStateCallback()
+        tags = {**ctx.tags, "torch_threads": session.runtime["threads"]}
 
-    with stage_run(stage.name, cfg, logger_cfg, cfg["paths"]["root_dir"], tags=ctx.tags) as run:
-        trainer = build_trainer(cfg, ctx.ckpt_dir, run.logger, stage.callbacks(ctx), keep_best=stage.keep_best)
-        fit_start = time.perf_counter()
-        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
-        fit_time = time.perf_counter() - fit_start
-        if not trainer.is_global_zero:
-            return {}
-        network, metrics = stage.result(ctx, module, trainer)
-        metrics.update(ctx.reference)
-        metrics.update({
-            "epochs": int(trainer.current_epoch),
-            "train_time_s": round(fit_time, 2),
-            "wall_time_s": round(time.perf_counter() - start, 2),
-        })
-        meta = {"stage": stage.name, "dataset": datamodule.name, "metrics": metrics,
-                "mean": datamodule.mean.tolist(), "std": datamodule.std.tolist(), **ctx.meta}
-        save_model_checkpoint(ctx.out_dir / "model.ckpt", network, ctx.model_cfg, ctx.geometry, meta=meta)
-        stage.write_outputs(ctx, network, metrics)
-        finish_outputs(run, ctx.out_dir, cfg, metrics, stage.artifacts)
-        stage.summary(ctx, metrics)
-    clear_checkpoint_dir(ctx.ckpt_dir)
+        with stage_run(stage.name, cfg, logger_cfg, cfg["paths"]["root_dir"], tags=tags,
+                       run_record=session.run_record if rank_zero else None,
+                       resumed=resume_from is not None) as run:
+            trainer = build_trainer(cfg, ctx.ckpt_dir, run.logger, [resume_state, *stage.callbacks(ctx)],
+                                    keep_best=stage.keep_best)
+            trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
+            if not trainer.is_global_zero:
+                return {}
+            with session.outputs():
+                network, metrics = stage.result(ctx, module, trainer)
+                metrics.update(ctx.reference)
+                metrics["epochs"] = int(trainer.current_epoch)
+                root = cfg["paths"]["root_dir"]
+                meta = {"stage": stage.name, "dataset": datamodule.name, "metrics": metrics,
+                        "mean": datamodule.mean.tolist(), "std": datamodule.std.tolist(),
+                        **portable(ctx.meta, root)}
+                save_model_checkpoint(ctx.out_dir / "model.ckpt", network, ctx.model_cfg, ctx.geometry, meta=meta)
+                stage.write_outputs(ctx, network, metrics)
+                timing = {"train_time_s": resume_state.fit_seconds, "wall_time_s": session.elapsed()}
+                write_stage_files(ctx.out_dir, cfg, metrics, timing)
+            log_outputs(run, session.out_dir, metrics, timing, stage.artifacts)
+            stage.summary(ctx, metrics)
+        clear_checkpoint_dir(ctx.ckpt_dir)
+        session.run_record.unlink(missing_ok=True)
     return metrics
 
 

@@ -1,4 +1,10 @@
-"""The tail every stage shares: `config.yaml`, `metrics.json`, final metrics in MLflow, artifacts."""
+"""The tail every stage shares: `config.yaml`, `metrics.json`, `timing.json`, final metrics in MLflow,
+artifacts.
+
+Byte-stable by design: `metrics.json` and `config.yaml` hold nothing that depends on the clock or on where the
+project lives (paths are written relative to the project root), so two identical runs give identical files and
+DVC sees no change. Times go to `timing.json` (not a DVC output) and to MLflow.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +18,29 @@ import yaml
 from bitpruner.utils.atomic import write_json, write_text
 
 FINAL_PREFIX = "final/"
+TIMING_FILE = "timing.json"
 
 
-def write_config(path: str | Path, cfg: dict) -> Path:
-    """The resolved config as YAML (keys in config order)."""
-    return write_text(path, yaml.safe_dump(cfg, sort_keys=False))
+def portable(value: Any, root: str | Path) -> Any:
+    """`value` with every string path inside the project root `root` made relative to it ("." for the root)."""
+    root = str(Path(root).resolve())
+    if isinstance(value, Mapping):
+        return {k: portable(v, root) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [portable(v, root) for v in value]
+    if isinstance(value, str):
+        if value == root:
+            return "."
+        if value.startswith(root + "/"):
+            return value[len(root) + 1:]
+    return value
+
+
+def write_config(path: str | Path, cfg: dict, root: str | Path | None = None) -> Path:
+    """The resolved config as YAML (keys in config order); paths under `root` (default `paths.root_dir`)
+    relative to it."""
+    root = root if root is not None else (cfg.get("paths") or {}).get("root_dir")
+    return write_text(path, yaml.safe_dump(portable(cfg, root) if root else cfg, sort_keys=False))
 
 
 def numeric_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
@@ -36,13 +60,20 @@ def json_safe(metrics: Mapping[str, Any]) -> dict:
                 None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}
 
 
-def finish_outputs(run, out_dir: str | Path, cfg: dict, metrics: Mapping[str, Any],
-                   artifacts: Iterable[str] = ()) -> None:
-    """Write `metrics.json` and `config.yaml` into `out_dir`, log the metrics as `final/<key>` and every
-    artifact (file names in `out_dir`, plus the two above) to the stage's MLflow run (`run`, a StageRun)."""
+def write_stage_files(out_dir: str | Path, cfg: dict, metrics: Mapping[str, Any],
+                      timing: Mapping[str, float]) -> None:
+    """`metrics.json`, `config.yaml` and `timing.json` (seconds; not a DVC output) in `out_dir`."""
     out_dir = Path(out_dir)
     write_json(out_dir / "metrics.json", json_safe(metrics))
     write_config(out_dir / "config.yaml", cfg)
-    run.log_metrics({f"{FINAL_PREFIX}{k}": v for k, v in numeric_metrics(metrics).items()})
-    for name in dict.fromkeys(["metrics.json", "config.yaml", *artifacts]):
+    write_json(out_dir / TIMING_FILE, {k: round(float(v), 2) for k, v in timing.items()})
+
+
+def log_outputs(run, out_dir: str | Path, metrics: Mapping[str, Any], timing: Mapping[str, float],
+                artifacts: Iterable[str] = ()) -> None:
+    """Log the metrics (and times) as `final/<key>` and every artifact (file names in `out_dir`, plus
+    metrics.json, config.yaml and timing.json) to the stage's MLflow run (`run`, a StageRun)."""
+    out_dir = Path(out_dir)
+    run.log_metrics({f"{FINAL_PREFIX}{k}": v for k, v in numeric_metrics({**metrics, **timing}).items()})
+    for name in dict.fromkeys(["metrics.json", "config.yaml", TIMING_FILE, *artifacts]):
         run.log_artifact(out_dir / name)

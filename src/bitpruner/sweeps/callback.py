@@ -128,7 +128,8 @@ class MlflowSweepCallback(Callback):
         if job_return.status == JobStatus.FAILED and error is None:
             error = jobs.one_line(job_return._return_value)
         record = {"num": int(config.hydra.job.num), "overrides": _job_overrides(config),
-                  "status": "FAILED" if error else "FINISHED", "folder": str(folder), "run_id": None}
+                  "status": "FAILED" if error else "FINISHED", "folder": str(folder), "run_id": None,
+                  "output_dir": str(OmegaConf.select(config, "paths.output_dir") or folder)}
         if error:
             record["error"] = error
         parent = os.environ.get("BITPRUNER_PARENT_RUN_ID")
@@ -186,8 +187,8 @@ def write_summary(records: list[dict], sweep_dir: Path, client, title: str) -> l
         if client is not None and record.get("run_id"):
             run = client.get_run(record["run_id"])
             metrics, headline = run.data.metrics, run.data.params.get("headline")
-        elif (Path(record["folder"]) / "metrics.json").is_file():
-            metrics = json.loads((Path(record["folder"]) / "metrics.json").read_text())
+        elif (Path(record.get("output_dir", record["folder"])) / "metrics.json").is_file():
+            metrics = json.loads((Path(record.get("output_dir", record["folder"])) / "metrics.json").read_text())
             metrics = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         if record["status"] == "FINISHED":
             row.update(key_metrics(metrics, headline))

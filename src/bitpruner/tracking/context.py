@@ -58,6 +58,21 @@ def _is_dvc_pipeline(pid: int) -> bool:
     return False
 
 
+def dvc_ancestor() -> tuple[int, str] | tuple[None, None]:
+    """(pid, start time) of the `dvc repro` / `dvc exp run` process that launched this one, or (None, None)."""
+    pid = os.getppid()
+    for _ in range(16):  # a handful of shells sit between dvc and the stage
+        if pid <= 1:
+            break
+        stat = _proc_stat(pid)
+        if stat is None:
+            break
+        if _is_dvc_pipeline(pid):
+            return pid, stat[1]
+        pid = stat[0]
+    return None, None
+
+
 def pipeline_id() -> str | None:
     """The pipeline execution this process belongs to.
 
@@ -68,14 +83,5 @@ def pipeline_id() -> str | None:
     explicit = os.environ.get(PIPELINE_ID_ENV)
     if explicit:
         return explicit
-    pid = os.getppid()
-    for _ in range(16):  # a handful of shells sit between dvc and the stage
-        if pid <= 1:
-            return None
-        stat = _proc_stat(pid)
-        if stat is None:
-            return None
-        if _is_dvc_pipeline(pid):
-            return f"dvc-{pid}-{stat[1]}"
-        pid = stat[0]
-    return None
+    pid, started = dvc_ancestor()
+    return None if pid is None else f"dvc-{pid}-{started}"

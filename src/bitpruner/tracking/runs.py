@@ -20,6 +20,7 @@ from bitpruner.tracking.flatten import flatten
 
 PIPELINE_TAG = "bitpruner.pipeline_id"
 KIND_TAG = "bitpruner.kind"
+CONTINUES_TAG = "bitpruner.continues"  # the run whose resume state this one picked up
 
 
 @dataclass
@@ -72,10 +73,36 @@ def _pipeline_parent(client, experiment_id: str, pipeline: str, base_tags: dict[
     return client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
 
 
+def _close_previous(client, run_record: Path | None) -> str | None:
+    """The run id recorded beside the resume state; a run still RUNNING there was killed (SIGKILL, power loss:
+    the lock proves no live process owns it) and is marked KILLED."""
+    if run_record is None or not Path(run_record).is_file():
+        return None
+    previous = Path(run_record).read_text().strip()
+    if not previous:
+        return None
+    try:
+        run = client.get_run(previous)
+    except Exception:  # deleted, or recorded against another tracking store
+        return None
+    if run.info.status == "RUNNING":
+        client.set_terminated(previous, status="KILLED")
+    return previous
+
+
 @contextlib.contextmanager
 def stage_run(stage: str, config: dict, logger_cfg: dict | None, root: str | Path,
-              tags: dict[str, Any] | None = None) -> Iterator[StageRun]:
-    """Open the stage's MLflow run (params = flattened `config`), yield it, close it FINISHED or FAILED."""
+              tags: dict[str, Any] | None = None, run_record: Path | None = None,
+              resumed: bool = False) -> Iterator[StageRun]:
+    """Open the stage's MLflow run (params = flattened `config`), yield it, close it FINISHED, KILLED (a signal:
+    StageInterrupted) or FAILED (any other exception).
+
+    `run_record` (a file beside the stage's resume state) remembers the run id: the next start marks a run
+    left RUNNING there KILLED, and, when it resumes that run's state (`resumed`), tags the new run
+    `bitpruner.continues` = the old run's id.
+    """
+    from bitpruner.skeleton.signals import StageInterrupted
+
     if not logger_cfg:
         yield StageRun()
         return
@@ -99,17 +126,24 @@ def stage_run(stage: str, config: dict, logger_cfg: dict | None, root: str | Pat
     run_tags = {**base_tags, "stage": stage, KIND_TAG: "stage", **{k: str(v) for k, v in (tags or {}).items()}}
     if parent:
         run_tags["mlflow.parentRunId"] = parent
+    previous = _close_previous(client, run_record)
+    if resumed and previous:
+        run_tags[CONTINUES_TAG] = previous
     run_name = logger_cfg.get("run_name") or stage
     run_id = client.create_run(experiment_id, run_name=run_name, tags=run_tags).info.run_id
-    logger = MLFlowLogger(experiment_name=experiment, tracking_uri=uri, run_id=run_id, log_model=False)
-    logger.log_hyperparams(flatten(config))
-    run = StageRun(run_id=run_id, parent_run_id=parent, tracking_uri=uri, logger=logger, client=client)
-    try:
-        yield run
-    except BaseException:
-        client.set_terminated(run_id, status="FAILED")
+    try:  # from here on, any failure (logging the params included) ends the run FAILED or KILLED
+        if run_record is not None:
+            from bitpruner.utils.atomic import write_text
+
+            write_text(run_record, run_id + "\n")
+        logger = MLFlowLogger(experiment_name=experiment, tracking_uri=uri, run_id=run_id, log_model=False)
+        logger.log_hyperparams(flatten(config))
+        yield StageRun(run_id=run_id, parent_run_id=parent, tracking_uri=uri, logger=logger, client=client)
+    except BaseException as exc:
+        status = "KILLED" if isinstance(exc, StageInterrupted) else "FAILED"
+        client.set_terminated(run_id, status=status)
         if parent:
-            client.set_terminated(parent, status="FAILED")
+            client.set_terminated(parent, status=status)
         raise
     else:
         client.set_terminated(run_id, status="FINISHED")

@@ -11,12 +11,21 @@ from pathlib import Path
 from typing import Any
 
 
+def file_mode() -> int:
+    """The mode a new file gets under the process umask (mkstemp would give 0600 whatever the umask)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; it replaces `path` only if the block succeeds."""
+    """Yield a temporary path beside `path`; it replaces `path` only if the block succeeds. The file gets the
+    mode the umask gives new files."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, file_mode())
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -46,8 +55,10 @@ def write_csv(path: str | os.PathLike, frame) -> Path:
 def torch_save(path: str | os.PathLike, obj: Any) -> Path:
     import torch
 
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        # Through a file object: given a path, torch names the zip's inner folder after the (temporary, random)
+        # file name, and two identical saves would differ in bytes.
+        torch.save(obj, fh)
     return Path(path)
 
 

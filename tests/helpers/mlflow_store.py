@@ -7,6 +7,7 @@ from mlflow.tracking import MlflowClient
 
 
 def _png(path: Path, title: str) -> Path:
+    """A small line plot saved as PNG at `path` (Agg backend); returns `path`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -21,7 +22,12 @@ def _png(path: Path, title: str) -> Path:
 
 
 def populate(db: Path, work: Path) -> dict[str, str]:
-    """Runs in experiment `bitpruner`, plus one run in `other` that the report must not show; returns run ids."""
+    """Fill the sqlite store `db`, artifacts under `work`; returns the run ids by role.
+
+    Experiment `bitpruner`: a sweep parent (sweep_summary.csv, sweep_tradeoff.png), its prune_bits child
+    (layer_bit_sparsity.png, final metrics) and a simulate run (comparison.csv, speedups.png); experiment
+    `other`: one run the report must not show.
+    """
     client = MlflowClient(tracking_uri=f"sqlite:///{db}")
     exp = client.create_experiment("bitpruner", artifact_location=(work / "artifacts").as_uri())
     other = client.create_experiment("other", artifact_location=(work / "other").as_uri())

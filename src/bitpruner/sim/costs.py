@@ -1,0 +1,258 @@
+"""The engine's per-layer cost of every design: ``cost(sim, sample) -> compute_cycles`` (spec: simulator.md).
+
+Each function receives the engine's :class:`~bitpruner.sim.engine.LayerSimulator` (the layer's geometry,
+precisions, signedness, shifter reach, column registers, Booth flag and BitTactical schedule) and one sample
+index; the registry (`designs.py`) names one of them per design. Algebra used to skip work (all costs are
+non-negative and every step is a max):
+
+- activation-side costs (BitPragmatic, ShapeShifter, Loom) depend on one (position, channel chunk) of the
+  padded input only, so they are computed once per position and chunk and gathered per window/row; they do
+  not depend on the filters, so a window set's steps repeat for every filter-set group;
+- PragmaticW's cost depends on (filter, row) only, so per row it is a max over the group's filters;
+- Laconic's max over windows and filters of a per-lane product is the product of per-lane maxima;
+- BitTacticalP's max over filters of "max bits + 1" is taken over the union of their selected lanes,
+  and BitTacticalE's per-filter lane patterns are deduplicated per step before they meet the windows.
+
+The numba kernels are imported inside the functions so that importing the engine does not load numba.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from bitpruner.sim.tiling import (
+    MAX_SLICED_KEYS,
+    KernelMode,
+    conv_total,
+    fc_cycles,
+    group_columns,
+    magnitudes,
+    popcounts,
+    ring_cycles_per_ws,
+    shapeshifter_bits,
+    unique_rows,
+)
+
+if TYPE_CHECKING:
+    from bitpruner.sim.engine import LayerSimulator
+
+
+# ---------------------------------------------------------------- bit-parallel designs
+
+
+def dadiannao(sim: LayerSimulator, sample: int) -> int:
+    """One cycle per step: filter-set groups x buffer rows x window sets (fc: one window set)."""
+    g = sim.g
+    return g.filter_groups * g.T * (1 if g.fc else g.WS)
+
+
+def bittactical(sim: LayerSimulator, sample: int) -> int:
+    """One cycle per step of DNNsim's BitTactical step plans (zero-weight rows skipped)."""
+    plans, n_plan_ws = sim.plans()
+    steps = sum(plan.shape[0] for plan in plans)
+    return steps * (1 if sim.g.fc or n_plan_ws > 1 else sim.g.WS)
+
+
+# ---------------------------------------------------------------- activation-serial designs
+
+
+def stripes(sim: LayerSimulator, sample: int) -> int:
+    """min(act_prec, pe_width) per step, independent of the data."""
+    g = sim.g
+    cost = min(sim.act_prec, sim.p.pe_width)
+    if g.fc:
+        return fc_cycles([np.full(g.T, cost)] * g.filter_groups, g.cols)
+    return g.WS * g.filter_groups * g.T * cost
+
+
+def _activation_side_total(sim: LayerSimulator, per_pos: np.ndarray) -> int:
+    """Cycles of a cost per (padded position, channel chunk), the same for every filter-set group."""
+    g = sim.g
+    if g.fc:
+        return fc_cycles([per_pos[0, 0]] * g.filter_groups, g.cols)
+    cost = g.gather_rows(per_pos)[:, None]  # [WS, 1, T, Cc]; same for every filter-set group
+    if sim.design.column_groups and sim.registers:
+        cost = group_columns(cost, g.win_in_ws, sim.p.group_size)
+    return conv_total(cost, np.array([g.T]), g.filter_groups, sim.registers)
+
+
+def bitpragmatic(sim: LayerSimulator, sample: int) -> int:
+    """The two-stage shifter over each row's lane magnitudes (Booth-recoded if asked), max over windows."""
+    from bitpruner.sim.kernels import pragmatic_rows
+
+    g = sim.g
+    vals = g.act_values(sim.layer, sample)
+    mag = magnitudes(vals, sim.p.pe_width, sim.booth).reshape(-1, g.lanes)
+    per_pos = pragmatic_rows(np.ascontiguousarray(mag), sim.reach).reshape(g.Xp, g.Yp, g.nch)
+    return _activation_side_total(sim, per_pos)
+
+
+def _shapeshifter_precision(sim: LayerSimulator, sample: int) -> np.ndarray:
+    """[Xp, Yp, nch]: ShapeShifter's precision of each position's lane values (max bits + 1)."""
+    g = sim.g
+    vals = g.act_values(sim.layer, sample)
+    bits = shapeshifter_bits(vals, sim.p.pe_width, sim.signed).reshape(g.Xp, g.Yp, g.nch, g.lanes)
+    return bits.max(axis=-1) + 1
+
+
+def shapeshifter(sim: LayerSimulator, sample: int) -> int:
+    """The window's dynamic activation precision; column groups under column registers."""
+    return _activation_side_total(sim, _shapeshifter_precision(sim, sample))
+
+
+def loom(sim: LayerSimulator, sample: int) -> int:
+    """ShapeShifter's precision (pe_serial_bits per cycle) times the layer's weight precision."""
+    prec = _shapeshifter_precision(sim, sample)
+    per_pos = -(-prec // sim.p.pe_serial_bits) * sim.wgt_prec
+    return _activation_side_total(sim, per_pos)
+
+
+# ---------------------------------------------------------------- weight-serial and both-serial designs
+
+
+def pragmatic_w(sim: LayerSimulator, sample: int) -> int:
+    """The two-stage shifter over each row's lane weights, max over the filters of a group's tiles."""
+    from bitpruner.sim.kernels import pragmatic_rows
+
+    g, p = sim.g, sim.p
+    per_group = np.zeros((g.filter_groups, g.T), np.int64)
+    for grp in range(g.filter_groups):  # one group at a time bounds the memory on large fc layers
+        wrows = g.weight_rows(sim.layer.weights[g.group_filters(grp)])
+        mag = magnitudes(wrows, p.pe_width, sim.booth).reshape(-1, g.lanes)
+        per_group[grp] = pragmatic_rows(np.ascontiguousarray(mag), sim.reach).reshape(-1, g.T).max(axis=0)
+    if g.fc:
+        return fc_cycles(list(per_group), g.cols)
+    if not sim.registers:
+        return int(g.WS * per_group.sum())
+    active = (np.arange(g.cols)[None, :] < g.win_in_ws[:, None]).astype(np.int64)  # [WS, Cc]
+    cost = per_group[None, :, :, None] * active[:, None, None, :]
+    return conv_total(np.ascontiguousarray(cost), np.full(g.filter_groups, g.T), 1, sim.registers)
+
+
+def laconic(sim: LayerSimulator, sample: int) -> int:
+    """max(1, popcount(a) * popcount(w)) per lane; max over lanes, filters, windows and tiles."""
+    g, p = sim.g, sim.p
+    vals = g.act_values(sim.layer, sample)
+    pop_a = popcounts(magnitudes(vals, p.pe_width, sim.booth)).reshape(g.Xp, g.Yp, g.nch, g.lanes)
+    max_w = np.zeros((g.filter_groups, g.T, g.lanes), np.int64)  # per group: max popcount over its filters
+    for grp in range(g.filter_groups):
+        wrows = g.weight_rows(sim.layer.weights[g.group_filters(grp)])
+        max_w[grp] = popcounts(magnitudes(wrows, p.pe_width, sim.booth)).max(axis=0)
+    # Per window set, row and lane: max over the set's windows (padding windows are 0).
+    max_a = np.zeros((g.WS, g.Ky, g.Kx, g.nch, g.lanes), np.int64)
+    for ky in range(g.Ky):
+        for kx in range(g.Kx):
+            per_win = np.zeros((g.WS * g.cols, g.nch, g.lanes), np.int64)
+            per_win[: g.n_win] = pop_a[g.x0 + kx, g.y0 + ky]
+            max_a[:, ky, kx] = per_win.reshape(g.WS, g.cols, g.nch, g.lanes).max(axis=1)
+    max_a = max_a.reshape(g.WS, g.T, g.lanes)
+    if g.fc:
+        return fc_cycles([np.maximum((max_a[0] * mw).max(axis=-1), 1) for mw in max_w], g.cols)
+    return int(sum(np.maximum((max_a * mw[None]).max(axis=-1), 1).sum() for mw in max_w))
+
+
+# ---------------------------------------------------------------- BitTacticalE / BitTacticalP
+
+
+def bittactical_e(sim: LayerSimulator, sample: int) -> int:
+    """BitPragmatic's cost on the activations that the scheduled weights select."""
+    return _tactical(sim, sample, KernelMode.PRAGMATIC)
+
+
+def bittactical_p(sim: LayerSimulator, sample: int) -> int:
+    """ShapeShifter's cost on the activations that the scheduled weights select."""
+    return _tactical(sim, sample, KernelMode.SHAPESHIFTER)
+
+
+def tactical_blocks(sim: LayerSimulator, plans: list[np.ndarray], mode: KernelMode):
+    """Lane patterns per plan step (block), vectorized over all blocks.
+
+    A pattern is one filter's L (row, lane) reads as keys ``row*L + lane`` (-1: lane idle). PRAGMATIC mode
+    keeps each block's distinct patterns; SHAPESHIFTER mode only needs the union of a block's keys (one key
+    per pattern). Returns the blocks' distinct keys (row, lane, offsets), the patterns as indices into their
+    block's keys, their key bit masks, and the pattern offsets per block (all int64).
+    """
+    sch, lanes, tiles = sim.schedule(), sim.g.lanes, sim.p.tiles
+    steps = np.array([plan.shape[0] for plan in plans], np.int64)
+    n_blocks = int(steps.sum())
+    if n_blocks == 0:
+        empty = np.zeros(0, np.int64)
+        return empty, empty, np.zeros(1, np.int64), np.full((0, lanes), -1, np.int64), empty, np.zeros(1, np.int64)
+    rows = np.concatenate([plan for plan in plans])  # [blocks, tiles]: buffer row per tile
+    first_set = np.repeat((np.arange(len(plans)) % sim.g.filter_groups) * tiles, steps)
+    blk, tile = np.nonzero(rows >= 0)  # busy (block, tile) pairs
+    sets, brow = first_set[blk] + tile, rows[blk, tile]
+    arow = sch.act_row[sets, :, brow]  # [busy, R, L]
+    keys = np.where(arow >= 0, arow * lanes + sch.act_lane[sets, :, brow], -1).reshape(-1, lanes)
+    pat_blk = np.repeat(blk, arow.shape[1])
+    real = (np.arange(arow.shape[1])[None, :] < sch.n_filters[sets][:, None]).reshape(-1)
+    # Every block also gets one all-idle pattern: a PE with nothing to read still costs 1 cycle.
+    keys = np.concatenate([keys[real], np.full((n_blocks, lanes), -1, np.int64)])
+    pat_blk = np.concatenate([pat_blk[real], np.arange(n_blocks)])
+    span = lanes * sim.g.T + 1  # block-qualified keys: blk*span + key (keys < span - 1)
+    if mode == KernelMode.SHAPESHIFTER:
+        flat = np.unique((pat_blk[:, None] * span + keys)[keys >= 0])
+        keys = np.full((flat.size + n_blocks, lanes), -1, np.int64)
+        keys[: flat.size, 0] = flat % span
+        pat_blk = np.concatenate([flat // span, np.arange(n_blocks)])
+        order = np.argsort(pat_blk, kind="stable")
+        keys, pat_blk = keys[order], pat_blk[order]
+    elif sim.g.n_win > 1:  # distinct patterns per block pay off when many windows meet them
+        both = unique_rows(np.concatenate([pat_blk[:, None], keys], axis=1))  # sorted by block
+        pat_blk, keys = both[:, 0], both[:, 1:]
+    else:
+        order = np.argsort(pat_blk, kind="stable")
+        keys, pat_blk = keys[order], pat_blk[order]
+    offsets = np.searchsorted(pat_blk, np.arange(n_blocks + 1))
+    qualified = np.where(keys >= 0, pat_blk[:, None] * span + keys, -1)
+    ukeys = np.unique(qualified[qualified >= 0])
+    key_blk = ukeys // span
+    key_off = np.searchsorted(key_blk, np.arange(n_blocks + 1))
+    pat_idx = np.where(qualified >= 0, np.searchsorted(ukeys, qualified) - key_off[pat_blk][:, None], -1)
+    # Keys each pattern reads, as a bit mask (used when its block has at most MAX_SLICED_KEYS keys).
+    in_mask = (pat_idx >= 0) & (pat_idx < MAX_SLICED_KEYS)
+    bits = np.where(in_mask, np.left_shift(1, np.clip(pat_idx, 0, MAX_SLICED_KEYS - 1)), 0)
+    pat_mask = np.bitwise_or.reduce(bits.astype(np.int64), axis=1)
+    ukeys = ukeys % span
+    return (np.ascontiguousarray(ukeys // lanes), np.ascontiguousarray(ukeys % lanes), key_off.astype(np.int64),
+            np.ascontiguousarray(pat_idx, dtype=np.int64), np.ascontiguousarray(pat_mask, dtype=np.int64),
+            offsets.astype(np.int64))
+
+
+def _tactical(sim: LayerSimulator, sample: int, mode: KernelMode) -> int:
+    from bitpruner.sim.kernels import pattern_costs
+
+    g, p = sim.g, sim.p
+    plans, n_plan_ws = sim.plans()
+    key_row, key_lane, key_off, pat_idx, pat_mask, offsets = tactical_blocks(sim, plans, mode)
+    vals = g.act_values(sim.layer, sample)
+    if mode == KernelMode.PRAGMATIC:
+        vals = magnitudes(vals, p.pe_width, sim.booth)
+    else:
+        vals = shapeshifter_bits(vals, p.pe_width, sim.signed)
+    cost = pattern_costs(
+        np.ascontiguousarray(vals), g.x0, g.y0, g.row_x, g.row_y, g.row_ch,
+        key_row, key_lane, key_off, pat_idx, pat_mask, offsets, g.cols, int(mode), sim.reach,
+    )  # [WS, blocks, Cc]
+    steps = np.array([plan.shape[0] for plan in plans], np.int64)
+    first = np.concatenate([[0], np.cumsum(steps)])
+    if g.fc:
+        return fc_cycles([np.maximum(cost[0, first[i] : first[i + 1], 0], 1) for i in range(g.filter_groups)],
+                         g.cols)
+    s_max = int(steps.max()) if steps.size else 0
+    cost4 = np.zeros((g.WS, g.filter_groups, s_max, g.cols), np.int64)
+    for ws in range(g.WS):
+        for grp in range(g.filter_groups):
+            i = (ws if n_plan_ws > 1 else 0) * g.filter_groups + grp
+            cost4[ws, grp, : steps[i]] = cost[ws, first[i] : first[i + 1]]
+    group_steps = steps.reshape(n_plan_ws, g.filter_groups)
+    if sim.design.column_groups and sim.registers:
+        cost4 = group_columns(cost4, g.win_in_ws, p.group_size)
+    if n_plan_ws == 1:
+        return conv_total(cost4, group_steps[0], 1, sim.registers)
+    # Window sets with their own plans (rare): blocks of (window set, group) in order.
+    if sim.registers:
+        return ring_cycles_per_ws(cost4, group_steps, sim.registers)
+    return int(sum(conv_total(cost4[ws : ws + 1], group_steps[ws], 1, 0) for ws in range(g.WS)))
