@@ -40,7 +40,17 @@ def run_stage(stage_fn: Callable, cfg) -> dict:
     except Exception as exc:
         if in_multirun():
             return record_failure(exc)
-        if not isinstance(exc, BitprunerError):
+        message = str(exc) if isinstance(exc, BitprunerError) else tracking_failure(exc)
+        if message is None:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {message}", file=sys.stderr)
         sys.exit(1)
+
+
+def tracking_failure(exc: BaseException) -> str | None:
+    """One line for an MLflow store that failed during the run (server gone, disk full), else None."""
+    kind = type(exc)
+    if not kind.__module__.startswith(("mlflow", "requests", "urllib3", "sqlalchemy")):
+        return None
+    first = (str(exc).strip().splitlines() or [kind.__name__])[0]
+    return f"MLflow tracking failed during the run: {first[:300]}; rerun to resume, or run with logger=none"

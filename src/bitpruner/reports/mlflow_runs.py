@@ -40,10 +40,11 @@ def parse_tags(pairs: list[str] | None) -> dict[str, str]:
 
 
 def tag_filter(tags: dict[str, str]) -> str:
-    def quote(value: str) -> str:
-        return value.replace("'", "\\'")
+    """An MLflow filter matching every `tags` pair exactly (ConfigError when MLflow cannot express one)."""
+    from bitpruner.tracking.names import filter_key, filter_literal
 
-    return " and ".join(f"tags.`{k}` = '{quote(v)}'" for k, v in tags.items())
+    return " and ".join(f"tags.{filter_key(k, '--tag key')} = {filter_literal(v, f'--tag {k}')}"
+                        for k, v in tags.items())
 
 
 def search_runs(client, experiment: str, tags: dict[str, str]) -> list:

@@ -29,10 +29,12 @@ def run(args: argparse.Namespace) -> int:
     from bitpruner.reports.html import render_html, render_markdown
     from bitpruner.reports.mlflow_runs import parse_tags, run_reports, runs_table, search_runs
     from bitpruner.tracking.context import tracking_uri
+    from bitpruner.tracking.preflight import check_tracking_uri
     from bitpruner.utils.atomic import write_text
 
     tags = parse_tags(args.tag)
     uri = tracking_uri(args.tracking_uri, Path.cwd())
+    check_tracking_uri(uri, write=False)
     client = MlflowClient(tracking_uri=uri)
     runs = search_runs(client, args.experiment, tags)
     table = runs_table(runs)

@@ -58,11 +58,14 @@ class StageSession:
 @contextlib.contextmanager
 def stage_session(name: str, cfg: dict) -> Iterator[StageSession]:
     """Lock `paths.ckpt_dir` (rank 0; other DDP ranks only read it), turn SIGTERM/SIGINT into StageInterrupted,
-    end with a dead `dvc repro` parent, seed every RNG and pin the thread count; an output folder that cannot
-    be written fails here, before any work."""
+    end with a dead `dvc repro` parent, seed every RNG and pin the thread count. An output folder that cannot be
+    written and an MLflow store that cannot be reached or written fail here, before any work."""
     from bitpruner.tracking.context import dvc_ancestor
+    from bitpruner.tracking.preflight import check_logger
 
     check_output_dir(cfg["paths"]["output_dir"])
+    if is_rank_zero():
+        check_logger((cfg.get("logger") or {}).get("mlflow"), cfg["paths"]["root_dir"])
     lock = stage_lock(cfg["paths"]["ckpt_dir"], name) if is_rank_zero() else contextlib.nullcontext()
     with lock, interruptible():
         watch_parent(*dvc_ancestor())

@@ -22,6 +22,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from bitpruner.sweeps import jobs
+from bitpruner.tracking.names import MAX_TAG_VALUE, cut, tag_values
 
 SUMMARY_FILES = ("sweep_summary.csv", "sweep_summary.md", "sweep_tradeoff.png")
 SWEEP_TAG = "bitpruner.sweep"
@@ -65,6 +66,9 @@ class MlflowSweepCallback(Callback):
         if target is None:
             return
         uri, experiment, artifacts, root = target
+        from bitpruner.tracking.preflight import check_tracking_uri
+
+        check_tracking_uri(uri)
         client = MlflowClient(tracking_uri=uri)
         stage = str(OmegaConf.select(config, "stage", default="sweep"))
         sweep_dir = str(config.hydra.sweep.dir)
@@ -74,7 +78,7 @@ class MlflowSweepCallback(Callback):
         if os.environ.get(context.DVC_EXP_ENV):
             tags["dvc_experiment"] = os.environ[context.DVC_EXP_ENV]
         name = f"sweep {stage} {time.strftime('%Y-%m-%d %H:%M:%S')}"
-        run = client.create_run(_experiment_id(client, experiment, artifacts), run_name=name, tags=tags)
+        run = client.create_run(_experiment_id(client, experiment, artifacts), run_name=name, tags=tag_values(tags))
         self.parent_run_id = run.info.run_id
         self._saved_env = os.environ.get(context.PARENT_RUN_ENV)
         os.environ[context.PARENT_RUN_ENV] = self.parent_run_id
@@ -143,14 +147,15 @@ class MlflowSweepCallback(Callback):
         """The job's stage run (found by its output folder, unique per job); a FAILED stand-in when it has none."""
         from mlflow.tracking import MlflowClient
 
-        from bitpruner.tracking.runs import KIND_TAG
+        from bitpruner.tracking.names import digest
+        from bitpruner.tracking.runs import KIND_TAG, OUTPUT_KEY_TAG
 
         client = MlflowClient(tracking_uri=target[0])
         parent_run = client.get_run(parent)
-        output_dir = str(OmegaConf.select(config, "paths.output_dir"))
+        output_key = digest(str(OmegaConf.select(config, "paths.output_dir")))
         found = client.search_runs(
             [parent_run.info.experiment_id],
-            filter_string=f"tags.mlflow.parentRunId = '{parent}' and params.`paths.output_dir` = '{output_dir}'",
+            filter_string=f"tags.mlflow.parentRunId = '{parent}' and tags.`{OUTPUT_KEY_TAG}` = '{output_key}'",
             max_results=1)
         if found:
             run_id = found[0].info.run_id
@@ -158,10 +163,10 @@ class MlflowSweepCallback(Callback):
             tags = {"mlflow.parentRunId": parent, KIND_TAG: "stage", "stage": str(config.get("stage", "")),
                     "bitpruner.sweep.error": record.get("error", "")[:5000]}
             run_id = client.create_run(parent_run.info.experiment_id, run_name=f"job {record['num']}",
-                                       tags=tags).info.run_id
+                                       tags=tag_values(tags)).info.run_id
             client.set_terminated(run_id, status="FAILED" if record.get("error") else "FINISHED")
         client.set_tag(run_id, "bitpruner.sweep.job", record["num"])
-        client.set_tag(run_id, "bitpruner.sweep.overrides", " ".join(record["overrides"])[:5000])
+        client.set_tag(run_id, "bitpruner.sweep.overrides", cut(" ".join(record["overrides"]), MAX_TAG_VALUE))
         if client.get_run(parent).info.status != "RUNNING":
             client.update_run(parent, status="RUNNING")  # a failed stage marks its parent FAILED; the sweep goes on
         return run_id

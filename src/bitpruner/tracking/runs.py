@@ -17,10 +17,13 @@ from typing import Any
 
 from bitpruner.tracking import context
 from bitpruner.tracking.flatten import flatten
+from bitpruner.tracking.names import MAX_NAME, cut, digest, mlflow_keys, param_values, tag_values
 
 PIPELINE_TAG = "bitpruner.pipeline_id"
 KIND_TAG = "bitpruner.kind"
 CONTINUES_TAG = "bitpruner.continues"  # the run whose resume state this one picked up
+PIPELINE_KEY_TAG = "bitpruner.pipeline_key"  # digest of the pipeline id, what the stages search by
+OUTPUT_KEY_TAG = "bitpruner.output_key"  # digest of paths.output_dir (a sweep finds its jobs' runs by it)
 
 
 @dataclass
@@ -41,7 +44,7 @@ class StageRun:
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         if not self.enabled:
             return
-        clean = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+        clean = mlflow_keys({k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))})
         self.logger.log_metrics(clean, step=step)
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
@@ -50,8 +53,8 @@ class StageRun:
 
     def set_tags(self, tags: dict[str, Any]) -> None:
         if self.enabled:
-            for key, value in tags.items():
-                self.client.set_tag(self.run_id, key, str(value))
+            for key, value in tag_values(tags).items():
+                self.client.set_tag(self.run_id, key, value)
 
 
 def _experiment_id(client, name: str, artifact_location: str | None) -> str:
@@ -62,15 +65,16 @@ def _experiment_id(client, name: str, artifact_location: str | None) -> str:
 
 
 def _pipeline_parent(client, experiment_id: str, pipeline: str, base_tags: dict[str, str]) -> str:
-    found = client.search_runs([experiment_id], filter_string=f"tags.`{PIPELINE_TAG}` = '{pipeline}'",
+    # The id may be any string ($BITPRUNER_PIPELINE_ID): search by its digest, which a filter can always express.
+    found = client.search_runs([experiment_id], filter_string=f"tags.`{PIPELINE_KEY_TAG}` = '{digest(pipeline)}'",
                                max_results=1)
     if found:
         run_id = found[0].info.run_id
         client.update_run(run_id, status="RUNNING")
         return run_id
     name = os.environ.get(context.DVC_EXP_ENV) or f"pipeline {time.strftime('%Y-%m-%d %H:%M:%S')}"
-    tags = {**base_tags, PIPELINE_TAG: pipeline, KIND_TAG: "pipeline"}
-    return client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+    tags = {**base_tags, PIPELINE_TAG: pipeline, PIPELINE_KEY_TAG: digest(pipeline), KIND_TAG: "pipeline"}
+    return client.create_run(experiment_id, run_name=cut(name, MAX_NAME), tags=tag_values(tags)).info.run_id
 
 
 def _close_previous(client, run_record: Path | None) -> str | None:
@@ -129,15 +133,18 @@ def stage_run(stage: str, config: dict, logger_cfg: dict | None, root: str | Pat
     previous = _close_previous(client, run_record)
     if resumed and previous:
         run_tags[CONTINUES_TAG] = previous
-    run_name = logger_cfg.get("run_name") or stage
-    run_id = client.create_run(experiment_id, run_name=run_name, tags=run_tags).info.run_id
+    output_dir = (config.get("paths") or {}).get("output_dir")
+    if output_dir:
+        run_tags[OUTPUT_KEY_TAG] = digest(str(output_dir))
+    run_name = cut(logger_cfg.get("run_name") or stage, MAX_NAME)
+    run_id = client.create_run(experiment_id, run_name=run_name, tags=tag_values(run_tags)).info.run_id
     try:  # from here on, any failure (logging the params included) ends the run FAILED or KILLED
         if run_record is not None:
             from bitpruner.utils.atomic import write_text
 
             write_text(run_record, run_id + "\n")
         logger = MLFlowLogger(experiment_name=experiment, tracking_uri=uri, run_id=run_id, log_model=False)
-        logger.log_hyperparams(flatten(config))
+        logger.log_hyperparams(param_values(flatten(config)))
         yield StageRun(run_id=run_id, parent_run_id=parent, tracking_uri=uri, logger=logger, client=client)
     except BaseException as exc:
         status = "KILLED" if isinstance(exc, StageInterrupted) else "FAILED"
