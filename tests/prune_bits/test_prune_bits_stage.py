@@ -55,7 +55,9 @@ def test_group_columns_stage_outputs(rooted, compose, tmp_path):
                                  "optimizer=sgd", "optimizer.weight_decay=0.01"])
     metrics = bits_stage.prune_bits(cfg)
     out = tmp_path / "outputs" / "prune_bits"
-    assert json.loads((out / "metrics.json").read_text()) == metrics
+    assert json.loads((out / "details.json").read_text()) == metrics
+    headline = json.loads((out / "metrics.json").read_text())
+    assert 5 <= len(headline) <= 10 and all(metrics[k] == v for k, v in headline.items())
     assert metrics["k"] == {"conv1": 2, "conv2": 1, "fc1": 1, "fc2": 1, "fc3": 1} and metrics["lanes"] == 8
 
     model, payload = load_model_checkpoint(out / "model.ckpt")
@@ -73,14 +75,14 @@ def test_group_columns_stage_outputs(rooted, compose, tmp_path):
     assert list(table["name"]) == [*prunable_layers(model), "total"]
     total = table.iloc[-1]
     assert total["bit_sparsity"] == pytest.approx(metrics["bit_sparsity"])
-    assert total["column_cycles"] == metrics["column_cycles"]
+    assert total["column_proxy_cycles"] == metrics["column_proxy_cycles"]
     assert total["weight_sparsity"] == pytest.approx(metrics["weight_sparsity"])
     all_q = np.concatenate([ints[n]["q"].numpy().ravel() for n in ints])
     assert metrics["bit_sparsity"] == pytest.approx(1 - essential_bits(all_q).sum() / (7 * all_q.size))
     assert metrics["mean_bits_per_weight"] == pytest.approx(essential_bits(all_q).mean())
     assert metrics["weight_sparsity"] == pytest.approx(np.mean(all_q == 0))
     assert metrics["input_bit_sparsity"] < metrics["bit_sparsity"]
-    assert metrics["column_speedup_vs_input"] > 1
+    assert metrics["column_proxy_speedup_vs_input"] > 1
     assert "baseline_test_acc" not in metrics  # no outputs/train/model.ckpt under this root
     for png in ("layer_bit_sparsity.png", "bit_histogram.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"

@@ -55,7 +55,9 @@ def test_stage_prunes_exactly_and_writes_plain_outputs(trained, tmp_path):
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = tmp_path / "outputs" / "prune_weights"
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = json.loads((out / "details.json").read_text())
+    headline = json.loads((out / "metrics.json").read_text())
+    assert 5 <= len(headline) <= 10 and all(metrics[k] == v for k, v in headline.items())
     assert metrics["epochs"] == 3
     assert metrics["baseline_test_acc"] == 9.0
     assert metrics["test_acc_drop"] == pytest.approx(9.0 - metrics["test_acc"])

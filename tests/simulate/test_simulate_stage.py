@@ -75,8 +75,11 @@ def test_stage_outputs_and_consistent_tables(default_run):
         assert geo.at[variant, "speedup_vs_nonpruned"] == pytest.approx(
             geo.at["non-pruned", "cycles"] / geo.at[variant, "cycles"])
 
-    on_disk = json.loads((out / "metrics.json").read_text())
+    on_disk = json.loads((out / "details.json").read_text())
     assert on_disk == pytest.approx(metrics)
+    headline = json.loads((out / "metrics.json").read_text())
+    assert len(headline) <= 12 and "speedup_vs_nonpruned/geomean" in headline
+    assert all(on_disk[k] == pytest.approx(v) for k, v in headline.items())
     for _, row in table.iterrows():
         v, a = row["variant"], row["accelerator"]
         assert on_disk[f"{v}/cycles/{a}"] == pytest.approx(row["cycles"])

@@ -69,7 +69,7 @@ def test_sweep_summary_rows(swept):
     metrics = client.get_run(table.loc[0, "run_id"]).data.metrics
     assert table.loc[0, "test_acc"] == pytest.approx(metrics["final/test_acc"])
     assert table.loc[0, "bit_sparsity"] == pytest.approx(metrics["final/bit_sparsity"])
-    assert table.loc[0, "column_speedup_vs_input"] == pytest.approx(metrics["final/column_speedup_vs_input"])
+    assert table.loc[0, "column_proxy_speedup_vs_input"] == pytest.approx(metrics["final/column_proxy_speedup_vs_input"])
     assert pd.isna(table.loc[1, "test_acc"]) and "no_such_device" in table.loc[1, "error"]
     markdown = (sweep_dir / "sweep_summary.md").read_text()
     assert "1 of 2 jobs finished." in markdown and "| 1 | `trainer.accelerator=no_such_device` | FAILED |" in markdown

@@ -12,9 +12,9 @@ from helpers.naive import pareto_keep
 
 
 def test_key_metrics_of_prune_bits_and_simulate_runs():
-    prune_bits = {"final/test_acc": 95.0, "final/bit_sparsity": 0.7, "final/column_speedup_vs_input": 1.5,
+    prune_bits = {"final/test_acc": 95.0, "final/bit_sparsity": 0.7, "final/column_proxy_speedup_vs_input": 1.5,
                   "final/k/conv1": 2.0, "final/val_acc": 96.0, "epoch": 3.0}
-    assert key_metrics(prune_bits) == {"test_acc": 95.0, "bit_sparsity": 0.7, "column_speedup_vs_input": 1.5}
+    assert key_metrics(prune_bits) == {"test_acc": 95.0, "bit_sparsity": 0.7, "column_proxy_speedup_vs_input": 1.5}
     simulate = {"final/bit-pruned/test_acc": 94.0, "final/non-pruned/test_acc": 97.0,
                 "final/bit-pruned/bit_sparsity": 0.8, "final/speedup_vs_nonpruned/geomean": 2.5,
                 "final/speedup_vs_nonpruned/stripes": 1.0, "final/bit-pruned/speedup_vs_nonpruned/geomean": 2.5}
@@ -35,13 +35,13 @@ def test_pareto_mask_matches_brute_force():
 
 def test_summary_table_markdown_and_plot(tmp_path):
     rows = [{"job": 0, "overrides": "prune_bits.k=1", "status": "FINISHED", "run_id": "a", "test_acc": 90.0,
-             "bit_sparsity": 0.8, "column_speedup_vs_input": 2.0},
+             "bit_sparsity": 0.8, "column_proxy_speedup_vs_input": 2.0},
             {"job": 1, "overrides": "prune_bits.k=2", "status": "FINISHED", "run_id": "b", "test_acc": 95.0,
-             "bit_sparsity": 0.6, "column_speedup_vs_input": 1.4},
+             "bit_sparsity": 0.6, "column_proxy_speedup_vs_input": 1.4},
             {"job": 2, "overrides": "prune_bits.k=3", "status": "FAILED", "run_id": "c", "error": "ValueError: x"}]
     table = summary_table(rows)
     assert list(table.columns) == ["job", "overrides", "status", "run_id", "test_acc", "bit_sparsity",
-                                   "column_speedup_vs_input", "error"]
+                                   "column_proxy_speedup_vs_input", "error"]
     assert math.isnan(table.loc[2, "test_acc"])
     md = summary_markdown(table, "Sweep", ["data=digits"])
     assert "2 of 3 jobs finished. Every job: `data=digits`." in md
@@ -73,11 +73,11 @@ def test_collect_tabulates_cell_folders(tmp_path, capsys):
     for name, acc, sparsity in (("k1-per_weight", 90.0, 0.8), ("k2-per_weight", 95.0, 0.6)):
         (tmp_path / "cells" / name).mkdir(parents=True)
         (tmp_path / "cells" / name / "metrics.json").write_text(json.dumps(
-            {"test_acc": acc, "bit_sparsity": sparsity, "column_speedup_vs_input": 2.0, "k": {"fc1": 1}}))
+            {"test_acc": acc, "bit_sparsity": sparsity, "column_proxy_speedup_vs_input": 2.0, "k": {"fc1": 1}}))
     assert main([str(tmp_path / "cells"), "--out", str(tmp_path / "out")]) == 0
     table = pd.read_csv(tmp_path / "out" / "sweep_summary.csv")
     assert list(table["overrides"]) == ["k1-per_weight", "k2-per_weight"]
-    assert list(table["test_acc"]) == [90.0, 95.0] and list(table["column_speedup_vs_input"]) == [2.0, 2.0]
+    assert list(table["test_acc"]) == [90.0, 95.0] and list(table["column_proxy_speedup_vs_input"]) == [2.0, 2.0]
     assert (tmp_path / "out" / "sweep_tradeoff.png").is_file()
     assert main([str(tmp_path / "nothing"), "--out", str(tmp_path / "out")]) == 1
     assert "no <cell>/metrics.json" in capsys.readouterr().err

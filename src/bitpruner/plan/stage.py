@@ -21,6 +21,8 @@ from bitpruner.utils.atomic import atomic_path, write_csv
 
 STAGE = "plan"
 ARTIFACTS = ("plan.yaml", "sensitivity.csv", "frontier.csv", "frontier.png")
+HEADLINE = ("predicted_drop", "predicted_cycles", "predicted_speedup", "unpruned_cycles", "same_budget_uniform_k",
+            "same_budget_uniform_cycles", "samples")
 DROP_COLUMN = {"acc": "drop", "loss": "loss_increase"}
 
 
@@ -189,7 +191,7 @@ def plan(cfg: dict) -> dict:
                 plot_frontier(out_dir / "frontier.png", frontiers, uniform, chosen, plan_cfg.mode, drop_label,
                               f"{datamodule.name}, {accel.name}: chosen plan ({constraint}) vs uniform k")
                 timing = {"wall_time_s": session.elapsed()}
-                write_stage_files(out_dir, cfg, metrics, timing)
+                write_stage_files(out_dir, cfg, metrics, timing, HEADLINE)
             log_outputs(run, session.out_dir, metrics, timing, ARTIFACTS)
             print_summary(metrics, uniform[plan_cfg.mode], unpruned)
         session.run_record.unlink(missing_ok=True)

@@ -28,8 +28,8 @@ LAYER_BITS_COLUMNS = (
     "k",
     "encoding",
     "lanes",
-    "lane_cycles",
-    "column_cycles",
+    "lane_proxy_cycles",
+    "column_proxy_cycles",
 )
 
 
@@ -95,8 +95,8 @@ def layer_bit_stats(q, bits: int = 8, encoding: str = "binary", lanes: int = 16)
         "lockstep_imbalance": float((costs["max"] - costs["mean"]).mean()) if costs["max"].size else 0.0,
         "encoding": encoding,
         "lanes": lanes,
-        "lane_cycles": int(costs["max"].sum()),
-        "column_cycles": int(costs["columns"].sum()),
+        "lane_proxy_cycles": int(costs["max"].sum()),
+        "column_proxy_cycles": int(costs["columns"].sum()),
         "groups": int(costs["max"].size),
         "nonzero": nonzero,
         "total_bits": total_bits,
@@ -148,8 +148,8 @@ def model_bit_stats(
         "lockstep_imbalance": sum(r["lockstep_imbalance"] * r["weights"] for r in rows) / max(n, 1),
         "encoding": encoding,
         "lanes": lanes,
-        "lane_cycles": sum(r["lane_cycles"] for r in rows),
-        "column_cycles": sum(r["column_cycles"] for r in rows),
+        "lane_proxy_cycles": sum(r["lane_proxy_cycles"] for r in rows),
+        "column_proxy_cycles": sum(r["column_proxy_cycles"] for r in rows),
         "histogram": histogram.tolist(),
     }
     return rows, totals

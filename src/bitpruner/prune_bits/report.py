@@ -13,7 +13,7 @@ from bitpruner.utils.atomic import save_figure
 
 # Totals of model_bit_stats that become metrics (prefixed), in this order.
 TOTAL_KEYS = ("bit_sparsity", "weight_sparsity", "mean_bits_per_weight", "mean_bits_per_nonzero",
-              "max_bits", "lockstep_imbalance", "lane_cycles", "column_cycles")
+              "max_bits", "lockstep_imbalance", "lane_proxy_cycles", "column_proxy_cycles")
 
 
 def bit_metrics(weights: Mapping[str, Any], bits: int, lanes: int, encoding: str = "binary",
@@ -24,7 +24,7 @@ def bit_metrics(weights: Mapping[str, Any], bits: int, lanes: int, encoding: str
     out[f"{prefix}bit_sparsity_layer"] = {r["name"]: r["bit_sparsity"] for r in rows}
     if encoding != "binary":
         _, enc_totals = model_bit_stats(weights, bits=bits, encoding=encoding, lanes=lanes, k=k)
-        for key in ("bit_sparsity", "mean_bits_per_weight", "lane_cycles", "column_cycles"):
+        for key in ("bit_sparsity", "mean_bits_per_weight", "lane_proxy_cycles", "column_proxy_cycles"):
             out[f"{prefix}{key}_{encoding}"] = enc_totals[key]
     return out, rows, totals
 

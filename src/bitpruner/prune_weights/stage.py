@@ -40,6 +40,7 @@ def sparsity_metrics(model: nn.Module, pruned: list[str]) -> dict:
 class PruneWeightsStage(FitStage):
     name = "prune_weights"
     artifacts = ("layer_sparsity.csv", "layer_sparsity.png")
+    headline = ("test_acc", "test_acc_8bit", "val_acc", "test_acc_drop", "sparsity", "nonzero_weights", "epochs")
 
     def load(self, cfg: dict, datamodule) -> FitContext:
         return load_for_fine_tuning(cfg, datamodule)

@@ -125,6 +125,14 @@ def write_traces(out_dir: Path, traces: dict, export_dnnsim: bool) -> Path:
     return final
 
 
+def headline_keys(metrics: dict, headline: str) -> list[str]:
+    """metrics.json: the headline variant's accuracy and bit sparsity, its speedup over the non-pruned model on
+    every accelerator and the geomeans; details.json has the rest (every variant x accelerator)."""
+    speedups = [k for k in metrics if k.startswith("speedup_vs_nonpruned/")]
+    return [f"{headline}/test_acc", f"{headline}/bit_sparsity", *speedups, "speedup_vs_weightpruned/geomean",
+            "samples"]
+
+
 def _notes(accels: list[Accelerator], samples: int, data: str, bits: dict) -> str:
     geometry = {(a.params.lanes, a.params.columns, a.params.rows, a.params.tiles) for a in accels}
     geo = "; ".join(f"lanes {g[0]}, columns {g[1]}, rows {g[2]}, tiles {g[3]}" for g in sorted(geometry))
@@ -185,7 +193,7 @@ def simulate(cfg: dict) -> dict:
                 plot_speedups(table, out_dir / "speedups.png", baseline, weight_pruned)
                 plot_layer_cycles(cycles, out_dir / "layer_cycles.png")
                 timing = {"simulate_time_s": sim_time, "wall_time_s": session.elapsed()}
-                write_stage_files(out_dir, cfg, metrics, timing)
+                write_stage_files(out_dir, cfg, metrics, timing, headline_keys(metrics, headline))
             log_outputs(run, session.out_dir, metrics, timing, ARTIFACTS)
         session.run_record.unlink(missing_ok=True)
     print((session.out_dir / "comparison.md").read_text())

@@ -72,6 +72,7 @@ class FitStage:
     name: str = ""
     artifacts: tuple[str, ...] = ()  # files in the output folder logged to MLflow (besides metrics/config)
     keep_best: bool = False  # also checkpoint the lowest-val-loss epoch (`export: best` needs it)
+    headline: tuple[str, ...] = ()  # the metrics.json keys (DVC's metrics); details.json holds every metric
 
     def load(self, cfg: dict, datamodule) -> FitContext:
         """Build or load the model to fit (raise ConfigError on bad inputs)."""
@@ -136,7 +137,7 @@ def run_fit_stage(stage: FitStage, cfg: dict) -> dict:
                 save_model_checkpoint(ctx.out_dir / "model.ckpt", network, ctx.model_cfg, ctx.geometry, meta=meta)
                 stage.write_outputs(ctx, network, metrics)
                 timing = {"train_time_s": resume_state.fit_seconds, "wall_time_s": session.elapsed()}
-                write_stage_files(ctx.out_dir, cfg, metrics, timing)
+                write_stage_files(ctx.out_dir, cfg, metrics, timing, stage.headline)
             log_outputs(run, session.out_dir, metrics, timing, stage.artifacts)
             stage.summary(ctx, metrics)
         clear_checkpoint_dir(ctx.ckpt_dir)

@@ -24,14 +24,18 @@ def file_digest(path: str | Path) -> str:
 
 
 def load_input_model(path: str | Path, dataset: str, key: str = "input_ckpt") -> tuple[nn.Module, dict]:
-    """The model in `path` (eval mode) and its checkpoint payload.
+    """The model in `path` (eval mode) and its checkpoint payload (see `load_model_checkpoint`).
 
-    Raises ConfigError (naming `key` and the file) when the model was trained on another data set than
-    `dataset`: its geometry and normalization would not fit.
+    Every stage reads its input checkpoint here. Raises ConfigError, one line starting with `key` and naming
+    the file: for every damaged or foreign file (`load_model_checkpoint` says which), and when the model was
+    trained on another data set than `dataset` (its geometry and normalization would not fit).
     """
-    model, payload = load_model_checkpoint(path)
-    trained_on = payload.get("meta", {}).get("dataset")
-    if trained_on and trained_on != dataset:
+    try:
+        model, payload = load_model_checkpoint(path)
+    except ConfigError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+    trained_on = payload["meta"].get("dataset")
+    if trained_on is not None and trained_on != dataset:
         raise ConfigError(f"{key} {path}: trained on {trained_on!r}, but data={dataset!r}")
     return model, payload
 

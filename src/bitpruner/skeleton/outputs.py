@@ -1,5 +1,5 @@
-"""The tail every stage shares: `config.yaml`, `metrics.json`, `timing.json`, final metrics in MLflow,
-artifacts.
+"""The tail every stage shares: `metrics.json` (headline), `details.json`, `config.yaml`, `timing.json`, final
+metrics in MLflow, artifacts.
 
 Byte-stable by design: `metrics.json` and `config.yaml` hold nothing that depends on the clock or on where the
 project lives (paths are written relative to the project root), so two identical runs give identical files and
@@ -19,6 +19,7 @@ from bitpruner.utils.atomic import write_json, write_text
 
 FINAL_PREFIX = "final/"
 TIMING_FILE = "timing.json"
+DETAILS_FILE = "details.json"
 
 
 def portable(value: Any, root: str | Path) -> Any:
@@ -60,11 +61,18 @@ def json_safe(metrics: Mapping[str, Any]) -> dict:
                 None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}
 
 
+def headline_of(metrics: Mapping[str, Any], keys: Iterable[str]) -> dict:
+    """The stage's headline figures (the keys present, in `keys` order): what `metrics.json` holds."""
+    return {k: metrics[k] for k in keys if k in metrics}
+
+
 def write_stage_files(out_dir: str | Path, cfg: dict, metrics: Mapping[str, Any],
-                      timing: Mapping[str, float]) -> None:
-    """`metrics.json`, `config.yaml` and `timing.json` (seconds; not a DVC output) in `out_dir`."""
+                      timing: Mapping[str, float], headline: Iterable[str]) -> None:
+    """In `out_dir`: `metrics.json` (the `headline` keys only: DVC's metrics, 5-10 figures that fit a screen),
+    `details.json` (every metric), `config.yaml`, and `timing.json` (seconds; not a DVC output)."""
     out_dir = Path(out_dir)
-    write_json(out_dir / "metrics.json", json_safe(metrics))
+    write_json(out_dir / "metrics.json", json_safe(headline_of(metrics, headline)))
+    write_json(out_dir / DETAILS_FILE, json_safe(metrics))
     write_config(out_dir / "config.yaml", cfg)
     write_json(out_dir / TIMING_FILE, {k: round(float(v), 2) for k, v in timing.items()})
 
@@ -75,5 +83,5 @@ def log_outputs(run, out_dir: str | Path, metrics: Mapping[str, Any], timing: Ma
     metrics.json, config.yaml and timing.json) to the stage's MLflow run (`run`, a StageRun)."""
     out_dir = Path(out_dir)
     run.log_metrics({f"{FINAL_PREFIX}{k}": v for k, v in numeric_metrics({**metrics, **timing}).items()})
-    for name in dict.fromkeys(["metrics.json", "config.yaml", TIMING_FILE, *artifacts]):
+    for name in dict.fromkeys(["metrics.json", DETAILS_FILE, "config.yaml", TIMING_FILE, *artifacts]):
         run.log_artifact(out_dir / name)

@@ -10,13 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bitpruner.errors import ConfigError
+from bitpruner.utils.atomic import write_text
 
 # Files in an output folder that belong to the version control of the folder, not to a run (DVC writes a
 # .gitignore listing its cached outputs there): carried over into the new set.
 CARRIED = (".gitignore",)
 PROJECT_MARKERS = (".git", "dvc.yaml", "pyproject.toml")
-# Every output set holds this file: a folder that has it may be replaced by the next run's set.
-OUTPUT_SET_MARKER = "metrics.json"
+# Every output set holds this file (the stage's name): a folder that has it may be replaced by the next run's set.
+OUTPUT_SET_MARKER = ".bitpruner-outputs"
 
 
 def staging_dir(final: Path) -> Path:
@@ -29,9 +30,11 @@ def check_output_dir(final: str | Path) -> Path:
     if any((final / marker).exists() for marker in PROJECT_MARKERS):
         raise ConfigError(f"paths.output_dir={final}: holds a project ({', '.join(PROJECT_MARKERS)}); "
                           "expected a folder of the stage's own, e.g. outputs/<stage>")
-    if final.is_dir() and any(final.iterdir()) and not (final / OUTPUT_SET_MARKER).is_file():
-        raise ConfigError(f"paths.output_dir={final}: holds files but no {OUTPUT_SET_MARKER}; expected an empty "
-                          "folder or the output folder of an earlier run (its files are replaced as a set)")
+    if final.is_dir() and not (final / OUTPUT_SET_MARKER).is_file():
+        foreign = sorted(p.name for p in final.iterdir() if p.name not in CARRIED)
+        if foreign:
+            raise ConfigError(f"paths.output_dir={final}: holds {', '.join(foreign[:5])} but no {OUTPUT_SET_MARKER}; "
+                              "expected an empty folder or an earlier run's output folder (replaced as a set)")
     final.parent.mkdir(parents=True, exist_ok=True)
     if not os.access(final.parent, os.W_OK) or (final.exists() and not os.access(final, os.W_OK)):
         raise ConfigError(f"paths.output_dir={final}: not writable")
@@ -46,6 +49,7 @@ def staged_outputs(final: str | Path) -> Iterator[Path]:
     staging = staging_dir(final)
     shutil.rmtree(staging, ignore_errors=True)  # a crashed run's leftovers
     staging.mkdir()
+    write_text(staging / OUTPUT_SET_MARKER, f"{final.name}\n")
     try:
         yield staging
     except BaseException:

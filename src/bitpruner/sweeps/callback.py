@@ -28,6 +28,14 @@ SUMMARY_FILES = ("sweep_summary.csv", "sweep_summary.md", "sweep_tradeoff.png")
 SWEEP_TAG = "bitpruner.sweep"
 
 
+def _metrics_file(folder: Path) -> Path | None:
+    """A stage output folder's every-metric file (details.json), else its headline metrics.json, else None."""
+    for name in ("details.json", "metrics.json"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
 def _mlflow_target(config: DictConfig) -> tuple[str, str, str | None, str] | None:
     """(tracking URI, experiment, artifact location, project root) of the stage config; None with logging off."""
     from bitpruner.tracking import context
@@ -173,7 +181,7 @@ class MlflowSweepCallback(Callback):
 
 
 def write_summary(records: list[dict], sweep_dir: Path, client, title: str) -> list[Path]:
-    """The summary files of a sweep; metrics from each job's MLflow run, else from its metrics.json."""
+    """The summary files of a sweep; metrics from each job's MLflow run, else from its details.json."""
     import json
 
     from bitpruner.sweeps.summary import key_metrics, plot_tradeoff, summary_markdown, summary_table
@@ -192,8 +200,8 @@ def write_summary(records: list[dict], sweep_dir: Path, client, title: str) -> l
         if client is not None and record.get("run_id"):
             run = client.get_run(record["run_id"])
             metrics, headline = run.data.metrics, run.data.params.get("headline")
-        elif (Path(record.get("output_dir", record["folder"])) / "metrics.json").is_file():
-            metrics = json.loads((Path(record.get("output_dir", record["folder"])) / "metrics.json").read_text())
+        elif (stage_metrics := _metrics_file(Path(record.get("output_dir", record["folder"])))) is not None:
+            metrics = json.loads(stage_metrics.read_text())
             metrics = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         if record["status"] == "FINISHED":
             row.update(key_metrics(metrics, headline))

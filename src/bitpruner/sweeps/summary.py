@@ -12,7 +12,7 @@ from bitpruner.utils.atomic import save_figure
 
 SUMMARY_COLUMNS = ("job", "overrides", "status", "run_id", "test_acc", "bit_sparsity")
 # The speedup that colors the plot, most telling first (simulate's geomean, then prune_bits' cycle proxies).
-PRIMARY_SPEEDUPS = ("speedup_vs_nonpruned/geomean", "column_speedup_vs_baseline", "column_speedup_vs_input",
+PRIMARY_SPEEDUPS = ("speedup_vs_nonpruned/geomean", "column_proxy_speedup_vs_baseline", "column_proxy_speedup_vs_input",
                     "predicted_speedup")
 MARKER_AREA = (30.0, 300.0)  # smallest and largest marker area (pt^2), scaled by speedup
 
@@ -28,7 +28,7 @@ def key_metrics(metrics: dict[str, float], headline: str | None = None) -> dict[
     """Test accuracy, bit sparsity and the network-level speedups of one job.
 
     A simulate run reports per-variant figures (`<variant>/test_acc`); its `headline` variant's are used.
-    Speedups: stage-level ones (`column_speedup_vs_input`) and the geometric means over accelerators.
+    Speedups: stage-level ones (`column_proxy_speedup_vs_input`) and the geometric means over accelerators.
     """
     flat = _final(metrics)
     out: dict[str, float] = {}

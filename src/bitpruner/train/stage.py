@@ -6,9 +6,9 @@ Only what is the stage's own lives here; the sequence is `bitpruner.skeleton.fit
 from __future__ import annotations
 
 import lightning as L
-import torch
 from torch import nn
 
+from bitpruner.models.checkpoint import load_lightning_state_dict
 from bitpruner.skeleton.fit import FitContext, FitStage, build_new_model, run_fit_stage
 from bitpruner.training.builders import best_checkpoint
 from bitpruner.training.evaluate import quantized_metrics, split_metrics
@@ -18,6 +18,7 @@ from bitpruner.training.module import ClassifierModule
 class TrainStage(FitStage):
     name = "train"
     keep_best = True  # `export: best` picks the lowest-val-loss epoch
+    headline = ("test_acc", "test_acc_8bit", "val_acc", "test_loss", "val_loss", "epochs", "parameters")
 
     def load(self, cfg: dict, datamodule) -> FitContext:
         return build_new_model(cfg, datamodule)
@@ -25,7 +26,7 @@ class TrainStage(FitStage):
     def result(self, ctx: FitContext, module: ClassifierModule, trainer: L.Trainer) -> tuple[nn.Module, dict]:
         best = best_checkpoint(trainer)
         if ctx.cfg.get("export", "last") == "best" and best:
-            module.load_state_dict(torch.load(best, map_location="cpu", weights_only=False)["state_dict"])
+            module.load_state_dict(load_lightning_state_dict(best))
         metrics = split_metrics(module.model, ctx.datamodule)
         if ctx.cfg.get("quant"):
             metrics.update(quantized_metrics(module.model, ctx.datamodule, ctx.cfg["quant"]))
