@@ -143,7 +143,7 @@ def plan(cfg: dict) -> dict:
     """Run the stage on a resolved config; returns the metrics written to `metrics.json`."""
     from bitpruner.prune_bits.plan_file import write_plan_file
     from bitpruner.skeleton.inputs import file_digest, load_input_model, model_name
-    from bitpruner.skeleton.outputs import log_outputs, write_stage_files
+    from bitpruner.skeleton.outputs import headline_of, log_outputs, write_stage_files
     from bitpruner.skeleton.session import stage_session
     from bitpruner.tracking import stage_run
     from bitpruner.training.builders import build_datamodule
@@ -193,6 +193,8 @@ def plan(cfg: dict) -> dict:
                 timing = {"wall_time_s": session.elapsed()}
                 write_stage_files(out_dir, cfg, metrics, timing, HEADLINE)
             log_outputs(run, session.out_dir, metrics, timing, ARTIFACTS)
+            run.log_headline(STAGE, {"plan.k": ",".join(f"{n}={k}" for n, k in chosen.ks.items()),
+                                     "plan.accelerator": accel.name}, headline_of(metrics, HEADLINE))
             print_summary(metrics, uniform[plan_cfg.mode], unpruned)
         session.run_record.unlink(missing_ok=True)
     return metrics

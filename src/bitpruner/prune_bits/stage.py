@@ -87,6 +87,11 @@ class PruneBitsStage(FitStage):
     def callbacks(self, ctx: FitContext) -> list:
         return [BitPruningCallback(ctx.state["bp"], ctx.state["quant"], ctx.state["targets"])]
 
+    def parent_params(self, ctx: FitContext) -> dict:
+        ks = ",".join(f"{name}={k}" for name, k in ctx.state["targets"].items())
+        return {"prune_bits.mode": ctx.state["bp"].mode, "prune_bits.k": ks,
+                "prune_bits.epochs": ctx.cfg["trainer"]["max_epochs"]}
+
     def result(self, ctx: FitContext, module: ClassifierModule, trainer: L.Trainer) -> tuple[nn.Module, dict]:
         bp, quant, targets = ctx.state["bp"], ctx.state["quant"], ctx.state["targets"]
         # The last epoch's model, exactly projected at every layer's target (the schedule ends there).

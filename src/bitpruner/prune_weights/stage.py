@@ -57,6 +57,11 @@ class PruneWeightsStage(FitStage):
     def callbacks(self, ctx: FitContext) -> list:
         return [MagnitudePruningCallback(ctx.state["pruning"])]
 
+    def parent_params(self, ctx: FitContext) -> dict:
+        pruning = ctx.state["pruning"]
+        return {"prune_weights.final_sparsity": pruning.final_sparsity, "prune_weights.scope": pruning.scope,
+                "prune_weights.epochs": ctx.cfg["trainer"]["max_epochs"]}
+
     def result(self, ctx: FitContext, module: ClassifierModule, trainer: L.Trainer) -> tuple[nn.Module, dict]:
         # The last epoch's model, not the best-val one: earlier epochs are less sparse.
         network = squash(module.model)

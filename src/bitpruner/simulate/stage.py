@@ -148,7 +148,7 @@ def simulate(cfg: dict) -> dict:
     from bitpruner.reports.comparison import comparison_markdown, comparison_table, headline_metrics
     from bitpruner.reports.plots import plot_layer_cycles, plot_speedups
     from bitpruner.sim.capture import first_samples
-    from bitpruner.skeleton.outputs import log_outputs, portable, write_stage_files
+    from bitpruner.skeleton.outputs import headline_of, log_outputs, portable, write_stage_files
     from bitpruner.skeleton.session import stage_session
     from bitpruner.tracking import stage_run
     from bitpruner.training.builders import build_datamodule
@@ -195,6 +195,10 @@ def simulate(cfg: dict) -> dict:
                 timing = {"simulate_time_s": sim_time, "wall_time_s": session.elapsed()}
                 write_stage_files(out_dir, cfg, metrics, timing, headline_keys(metrics, headline))
             log_outputs(run, session.out_dir, metrics, timing, ARTIFACTS)
+            run.log_headline(STAGE, {"simulate.accelerators": ",".join(a.name for a in accels),
+                                     "simulate.samples": cfg["samples"]},
+                             headline_of(metrics, headline_keys(metrics, headline)),
+                             [session.out_dir / "comparison.md", session.out_dir / "speedups.png"])
         session.run_record.unlink(missing_ok=True)
     print((session.out_dir / "comparison.md").read_text())
     return metrics

@@ -19,7 +19,7 @@ from torch import nn
 
 from bitpruner.config import fingerprint, validate_training
 from bitpruner.models.checkpoint import save_model_checkpoint
-from bitpruner.skeleton.outputs import log_outputs, portable, write_stage_files
+from bitpruner.skeleton.outputs import headline_of, log_outputs, portable, write_stage_files
 from bitpruner.skeleton.resume_state import ResumeStateCallback
 from bitpruner.skeleton.session import StageSession, stage_session
 from bitpruner.tracking import stage_run
@@ -95,6 +95,10 @@ class FitStage:
     def summary(self, ctx: FitContext, metrics: dict) -> None:
         """What the console shows at the end (optional)."""
 
+    def parent_params(self, ctx: FitContext) -> dict[str, Any]:
+        """The stage's key settings, shown on the pipeline's parent run beside its headline metrics."""
+        return {}
+
 
 def run_fit_stage(stage: FitStage, cfg: dict) -> dict:
     """Run a training stage on a resolved config (plain dict); returns the metrics written to `metrics.json`.
@@ -139,6 +143,7 @@ def run_fit_stage(stage: FitStage, cfg: dict) -> dict:
                 timing = {"train_time_s": resume_state.fit_seconds, "wall_time_s": session.elapsed()}
                 write_stage_files(ctx.out_dir, cfg, metrics, timing, stage.headline)
             log_outputs(run, session.out_dir, metrics, timing, stage.artifacts)
+            run.log_headline(stage.name, stage.parent_params(ctx), headline_of(metrics, stage.headline))
             stage.summary(ctx, metrics)
         clear_checkpoint_dir(ctx.ckpt_dir)
         session.run_record.unlink(missing_ok=True)

@@ -23,6 +23,7 @@ PIPELINE_TAG = "bitpruner.pipeline_id"
 KIND_TAG = "bitpruner.kind"
 CONTINUES_TAG = "bitpruner.continues"  # the run whose resume state this one picked up
 PIPELINE_KEY_TAG = "bitpruner.pipeline_key"  # digest of the pipeline id, what the stages search by
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 OUTPUT_KEY_TAG = "bitpruner.output_key"  # digest of paths.output_dir (a sweep finds its jobs' runs by it)
 
 
@@ -56,15 +57,42 @@ class StageRun:
             for key, value in tag_values(tags).items():
                 self.client.set_tag(self.run_id, key, value)
 
+    def log_headline(self, stage: str, params: dict[str, Any], metrics: dict[str, Any],
+                     artifacts: list[Path] = ()) -> None:
+        """Put the stage's headline on the pipeline's (or sweep's) parent run, so that the runs table and
+        "Compare" show whole pipelines side by side: params as given (a value that changed since an earlier
+        stage logged it becomes a tag, since MLflow params are write-once), numeric metrics as
+        `<stage>/<key>`, artifacts under `<stage>/`. No-op without a parent."""
+        if not self.enabled or not self.parent_run_id:
+            return
+        parent = self.client.get_run(self.parent_run_id)
+        for key, value in param_values(params).items():
+            if key not in parent.data.params:
+                self.client.log_param(self.parent_run_id, key, value)
+            elif parent.data.params[key] != value:
+                self.client.set_tag(self.parent_run_id, key, value)
+        numbers = {f"{stage}/{k}": float(v) for k, v in metrics.items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        for key, value in mlflow_keys(numbers).items():
+            self.client.log_metric(self.parent_run_id, key, value)
+        for path in artifacts:
+            if Path(path).exists():
+                self.client.log_artifact(self.parent_run_id, str(path), stage)
+
 
 def _experiment_id(client, name: str, artifact_location: str | None) -> str:
+    """The experiment's id (created when missing), tagged as a model-training experiment: MLflow 3.x opens
+    untagged experiments on its GenAI overview rather than on the runs table."""
     experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    return client.create_experiment(name, artifact_location=artifact_location)
+    if experiment is None:
+        return client.create_experiment(name, artifact_location=artifact_location,
+                                        tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+    if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+        client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    return experiment.experiment_id
 
 
-def _pipeline_parent(client, experiment_id: str, pipeline: str, base_tags: dict[str, str]) -> str:
+def _pipeline_parent(client, experiment_id: str, pipeline: str, base_tags: dict[str, str], label: str) -> str:
     # The id may be any string ($BITPRUNER_PIPELINE_ID): search by its digest, which a filter can always express.
     found = client.search_runs([experiment_id], filter_string=f"tags.`{PIPELINE_KEY_TAG}` = '{digest(pipeline)}'",
                                max_results=1)
@@ -72,7 +100,8 @@ def _pipeline_parent(client, experiment_id: str, pipeline: str, base_tags: dict[
         run_id = found[0].info.run_id
         client.update_run(run_id, status="RUNNING")
         return run_id
-    name = os.environ.get(context.DVC_EXP_ENV) or f"pipeline {time.strftime('%Y-%m-%d %H:%M:%S')}"
+    # What ran: model and data set, and the DVC experiment's name (or the start time).
+    name = f"{label} · {os.environ.get(context.DVC_EXP_ENV) or time.strftime('%Y-%m-%d %H:%M')}"
     tags = {**base_tags, PIPELINE_TAG: pipeline, PIPELINE_KEY_TAG: digest(pipeline), KIND_TAG: "pipeline"}
     return client.create_run(experiment_id, run_name=cut(name, MAX_NAME), tags=tag_values(tags)).info.run_id
 
@@ -126,7 +155,8 @@ def stage_run(stage: str, config: dict, logger_cfg: dict | None, root: str | Pat
     parent = os.environ.get(context.PARENT_RUN_ENV)
     pipeline = context.pipeline_id()
     if not parent and pipeline:
-        parent = _pipeline_parent(client, experiment_id, pipeline, base_tags)
+        label = " on ".join(str((tags or {}).get(k)) for k in ("model", "dataset") if (tags or {}).get(k)) or stage
+        parent = _pipeline_parent(client, experiment_id, pipeline, base_tags, label)
     run_tags = {**base_tags, "stage": stage, KIND_TAG: "stage", **{k: str(v) for k, v in (tags or {}).items()}}
     if parent:
         run_tags["mlflow.parentRunId"] = parent

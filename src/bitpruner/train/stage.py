@@ -23,6 +23,9 @@ class TrainStage(FitStage):
     def load(self, cfg: dict, datamodule) -> FitContext:
         return build_new_model(cfg, datamodule)
 
+    def parent_params(self, ctx: FitContext) -> dict:
+        return {**ctx.tags, "seed": ctx.cfg["seed"], "train.epochs": ctx.cfg["trainer"]["max_epochs"]}
+
     def result(self, ctx: FitContext, module: ClassifierModule, trainer: L.Trainer) -> tuple[nn.Module, dict]:
         best = best_checkpoint(trainer)
         if ctx.cfg.get("export", "last") == "best" and best:
