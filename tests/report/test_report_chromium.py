@@ -3,7 +3,6 @@
 Chromium is a system package: `make setup` installs it; without it the test is skipped (fails under CI).
 """
 
-import os
 import re
 import shutil
 import subprocess
@@ -11,6 +10,7 @@ import subprocess
 import pytest
 
 from bitpruner.cli import main
+from helpers.browser import find_chromium
 from helpers.mlflow_store import populate
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -26,20 +26,6 @@ window.addEventListener("load", function () {
   body.setAttribute("data-rows", document.querySelectorAll("table tbody tr").length);
 });
 </script>"""
-
-MISSING = ("chromium is not on PATH: `make setup` installs it (as root, with apt-get), "
-           "or install Debian's `chromium` package yourself")
-
-
-def find_chromium() -> str:
-    """The path of `chromium`; absent, skip the calling test, or fail it under CI (CI=true)."""
-    found = shutil.which("chromium")
-    if found is None:
-        if os.environ.get("CI", "").lower() in ("true", "1"):
-            pytest.fail(f"CI={os.environ['CI']}: {MISSING}", pytrace=False)
-        pytest.skip(MISSING)
-    return found
-
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
