@@ -37,8 +37,16 @@ test-slow: setup
 lint: setup
 	$(VENV)/bin/ruff check src pipelines tests benchmarks
 
+# Prints the experiment's address first: with ?workflowType=machine_learning the UI opens on its training runs
+# (MLflow 3 keeps a GenAI / model-training switch per browser that starts on GenAI). The server's Starlette
+# deprecation warning, noise for a user of the UI, is silenced.
+MLFLOW_EXPERIMENT ?= bitpruner
 mlflow-ui: setup
-	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui \
+	@$(PY) -c "import os; from mlflow.tracking import MlflowClient; \
+	e = MlflowClient('sqlite:///mlflow.db').get_experiment_by_name('$(MLFLOW_EXPERIMENT)') if os.path.isfile('mlflow.db') else None; \
+	print('MLflow UI: http://127.0.0.1:$(PORT)/#/experiments' + ('/' + e.experiment_id + '/runs' if e else '') + '?workflowType=machine_learning')"
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false PYTHONWARNINGS='ignore:starlette.middleware.wsgi is deprecated' \
+		$(VENV)/bin/mlflow ui \
 		--backend-store-uri sqlite:///mlflow.db --workers 1 --port $(PORT)
 
 clean:

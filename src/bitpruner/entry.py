@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bitpruner.errors import BitprunerError
+from bitpruner.utils.logging import quiet_third_party
 
 ROOT_ENV = "BITPRUNER_ROOT"
 
@@ -15,6 +16,7 @@ ROOT_ENV = "BITPRUNER_ROOT"
 def set_project_root(entry_file: str) -> Path:
     """`paths.root_dir` defaults to the repository holding `pipelines/` unless $BITPRUNER_ROOT says otherwise."""
     os.environ.setdefault(ROOT_ENV, str(Path(entry_file).resolve().parents[1]))
+    quiet_third_party()
     return Path(os.environ[ROOT_ENV])
 
 

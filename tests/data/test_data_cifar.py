@@ -1,3 +1,4 @@
+import gzip
 import os
 import pickle
 
@@ -123,3 +124,59 @@ def test_truncated_pickle(cifar10_dir):
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(DataError, match="data_batch_4: unreadable CIFAR pickle"):
         Cifar10DataModule(data_dir=cifar10_dir, val_size=8).setup()
+
+
+def test_missing_files_list_what_the_folder_holds(tmp_path):
+    # The archive downloaded but not extracted: the message says so.
+    folder = tmp_path / "cifar10"
+    folder.mkdir()
+    (folder / "cifar-10-python.tar.gz").write_bytes(b"\x1f\x8b")
+    with pytest.raises(DataError) as info:
+        Cifar10DataModule(data_dir=folder).setup()
+    message = str(info.value)
+    assert "missing cifar10 file(s) data_batch_1, data_batch_2" in message
+    assert message.endswith("found cifar-10-python.tar.gz; extract cifar-10-python.tar.gz there first)")
+
+
+def test_gzip_compressed_batch_is_read_by_its_magic_bytes(cifar10_dir):
+    path = cifar10_dir / "test_batch"
+    expected = read_batch(path, "labels")
+    path.write_bytes(gzip.compress(path.read_bytes()))
+    images, labels = read_batch(path, "labels")
+    assert np.array_equal(images, expected[0]) and np.array_equal(labels, expected[1])
+
+
+@pytest.mark.parametrize("batch, fragment", [
+    ({b"data": [[0] * 3072], b"labels": [0]}, "'data' is a list, expected a uint8 array (N, 3072)"),
+    ({b"data": np.zeros((2, 3072), np.float32), b"labels": [0, 1]}, "'data' is float32 (2, 3072), expected uint8"),
+    ({b"data": np.zeros((2, 3072), np.uint8), b"labels": ["cat", "dog"]}, "'labels' is ['cat', 'dog'], expected a list"),
+    ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [[0], [1, 2]]}, "expected a list of integer labels"),
+    ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 12]}, "label 12 in 'labels', expected class indices 0..9"),
+    ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [-1, 0]}, "label -1 in 'labels', expected class indices"),
+    ({b"pixels": np.zeros((2, 3072), np.uint8)}, "pickle lacks key(s) data, labels (expected 'data' and 'labels'; "
+                                                 "found 'pixels')"),
+    ([1, 2, 3], "expected a pickled dict, got list"),
+])
+def test_wrong_types_and_values_are_one_line(cifar10_dir, batch, fragment):
+    write_pickle(cifar10_dir / "data_batch_5", batch)
+    with pytest.raises(DataError) as info:
+        Cifar10DataModule(data_dir=cifar10_dir, val_size=8).setup()
+    assert fragment in str(info.value) and "data_batch_5" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_empty_batch_and_odd_meta(cifar10_dir):
+    write_pickle(cifar10_dir / "test_batch", {b"data": np.zeros((0, 3072), np.uint8), b"labels": []})
+    with pytest.raises(DataError, match="test_batch: holds no images"):
+        Cifar10DataModule(data_dir=cifar10_dir, val_size=8).setup()
+    write_pickle(cifar10_dir / "test_batch", {b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 1]})
+    write_pickle(cifar10_dir / "batches.meta", {b"label_names": 10})
+    with pytest.raises(DataError, match=r"batches.meta: 'label_names' is 10, expected a list of class names"):
+        Cifar10DataModule(data_dir=cifar10_dir, val_size=8).setup()
+
+
+@pytest.mark.parametrize("content", [b"", b"hello\n", b"\x80\x02}q\x00(U\x04data"])
+def test_text_empty_and_cut_pickles_are_unreadable(cifar10_dir, content):
+    (cifar10_dir / "data_batch_2").write_bytes(content)
+    with pytest.raises(DataError, match=r"data_batch_2: unreadable CIFAR pickle \(") as info:
+        Cifar10DataModule(data_dir=cifar10_dir, val_size=8).setup()
+    assert "\n" not in str(info.value)

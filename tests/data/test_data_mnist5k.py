@@ -1,3 +1,4 @@
+import gzip
 import hashlib
 
 import numpy as np
@@ -106,3 +107,55 @@ def test_malformed_csv_is_a_one_line_error(tmp_path):
     assert "\n" not in str(info.value)
     with pytest.raises(DataError, match="MNIST-5k CSV not found"):
         Mnist5kDataModule(csv_path=tmp_path / "absent.csv.gz").split_sizes()
+
+
+def csv_rows(rows: int = 20, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (rows, 784)), np.arange(rows) % 10
+
+
+def write_csv_text(pixels: np.ndarray, labels: np.ndarray) -> str:
+    return "".join(",".join(map(str, [*row, label])) + "\n" for row, label in zip(pixels, labels, strict=True))
+
+
+def test_gzip_csv_without_gz_suffix_is_read_by_its_magic_bytes(tmp_path):
+    pixels, labels = csv_rows()
+    path = tmp_path / "mnist_5k.csv"  # gzip content, plain name
+    path.write_bytes(gzip.compress(write_csv_text(pixels, labels).encode()))
+    images, read_labels = mnist5k_module.read_mnist5k_csv(path)
+    assert np.array_equal(images.reshape(-1, 784), pixels) and np.array_equal(read_labels, labels)
+
+
+@pytest.mark.parametrize("cell, fragment", [
+    ("x", "expected integer cells only"),
+    ("", "expected integer cells only"),
+    ("2.5", "expected integer cells only"),
+    ("300", "expected pixels in 0..255 and labels in 0..9"),
+])
+def test_odd_cells_are_one_line(tmp_path, cell, fragment):
+    pixels, labels = csv_rows()
+    lines = write_csv_text(pixels, labels).splitlines()
+    first = lines[3].split(",")
+    first[100] = cell
+    lines[3] = ",".join(first)
+    path = tmp_path / "odd.csv"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=f"odd.csv: {fragment}"):
+        mnist5k_module.read_mnist5k_csv(path)
+
+
+@pytest.mark.parametrize("content", [b"", b"\x1f\x8b\x08\x00garbage", b"\xff\xfe\x00\x01" * 10])
+def test_empty_damaged_and_binary_csv_are_one_line(tmp_path, content):
+    path = tmp_path / "bad.csv.gz"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=r"bad.csv.gz: (unreadable MNIST-5k CSV|expected)") as info:
+        mnist5k_module.read_mnist5k_csv(path)
+    assert "\n" not in str(info.value)
+
+
+def test_cache_of_wrong_types_is_rebuilt(tmp_path):
+    cache = tmp_path / mnist5k_module.CACHE_NAME
+    np.savez(cache, images=np.zeros((3, 1, 28, 28), np.float32), labels=np.array([0, 1, 99]))
+    assert Mnist5kDataModule(cache_dir=tmp_path).split_sizes()["test"] == 1000
+    with np.load(cache) as stored:
+        assert stored["images"].dtype == np.uint8 and len(stored["labels"]) == 5000

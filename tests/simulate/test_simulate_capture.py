@@ -10,6 +10,7 @@ from torch import nn
 from bitpruner.errors import TraceError
 from bitpruner.models.checkpoint import build_from_config
 from bitpruner.models.layers import prunable_layers
+from bitpruner.quant import QuantizationError
 from bitpruner.quant.activations import quantize_activation
 from bitpruner.sim.capture import first_samples, layer_geometry, quantize_model
 from bitpruner.sim.engine import simulate_layer
@@ -173,3 +174,52 @@ def test_first_samples_in_file_order_and_bounds():
     assert first_samples(data, 3)[:, 0, 0, 0].tolist() == [0.0, 1.0, 2.0]
     with pytest.raises(TraceError, match="holds only 5"):
         first_samples(data, 6)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_non_finite_weight_fails_capture_naming_the_layer_and_value(bad):
+    # The issue: a NaN weight became -2147483648 and capture failed later with "outside 16-bit", never naming NaN.
+    net = tiny_net()
+    with torch.no_grad():
+        net[2].weight[1, 0, 2, 1] = bad
+    with pytest.raises(QuantizationError) as info:
+        quantize_model(net, [torch.randn(2, 2, H, W)], name="tiny")
+    message = str(info.value)
+    assert "layer '2' weight" in message and str(bad) in message and "16-bit" not in message
+    assert len(message.splitlines()) == 1
+
+
+def test_a_non_finite_input_fails_capture_naming_the_layer():
+    qm = quantize_model(tiny_net(), [torch.randn(4, 2, H, W)], name="tiny")
+    x = torch.randn(1, 2, H, W)
+    x[0, 1, 2, 3] = float("nan")
+    with pytest.raises(QuantizationError, match=r"layer '0' input holds nan at \[0, 1, 2, 3\]"):
+        qm.capture(x)
+
+
+def test_stored_integer_weights_with_nan_or_a_zero_scale_fail():
+    model, payload = lenet_with_int_weights()
+    stored = payload["meta"]["int_weights"]["conv1"]
+    q, scale = stored["q"], stored["scale"]
+    stored["q"] = q.double()
+    stored["q"][0, 0, 0, 0] = float("nan")
+    with pytest.raises(TraceError, match=r"conv1.*q holds NaN or inf"):
+        quantize_model(model, [torch.randn(2, 1, 8, 8)], payload)
+    stored["q"], stored["scale"] = q, torch.tensor(0.0)
+    with pytest.raises(TraceError, match=r"conv1.*scale must be finite and > 0"):
+        quantize_model(model, [torch.randn(2, 1, 8, 8)], payload)
+    stored["scale"] = scale
+    with torch.no_grad():
+        model.conv1.weight[0, 0, 0, 0] = float("inf")
+    with pytest.raises(QuantizationError, match=r"layer 'conv1' weight holds inf"):
+        quantize_model(model, [torch.randn(2, 1, 8, 8)], payload)
+
+
+def test_every_captured_integer_fits_the_precision_its_trace_declares(captured):
+    _, _, _, trace, _ = captured
+    for layer in trace.layers:
+        for values, bits in ((layer.activations, layer.act_prec), (layer.weights, layer.wgt_prec)):
+            signed = values.min() < 0
+            low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+            assert low <= values.min() and values.max() <= high
+    trace.check_widths(16)  # the simulator's own check agrees

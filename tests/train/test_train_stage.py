@@ -116,13 +116,16 @@ def test_crash_marks_run_failed_and_rerun_resumes(compose, tmp_path, monkeypatch
 
 
 def test_changed_config_restarts_instead_of_resuming(tmp_path):
+    import torch
+
     from bitpruner.training.resume import prepare_checkpoint_dir
 
     ckpt = tmp_path / "checkpoints" / "train"
+    lightning_like = {"pytorch-lightning_version": "2.6.0", "state_dict": {}}  # what a resume state must hold
     assert prepare_checkpoint_dir(ckpt, "aaa", resume=True) is None
-    (ckpt / "last.ckpt").write_bytes(b"x")
+    torch.save(lightning_like, ckpt / "last.ckpt")
     assert prepare_checkpoint_dir(ckpt, "aaa", resume=True) == ckpt / "last.ckpt"
     assert prepare_checkpoint_dir(ckpt, "aaa", resume=False) is None
-    (ckpt / "last.ckpt").write_bytes(b"x")
+    torch.save(lightning_like, ckpt / "last.ckpt")
     assert prepare_checkpoint_dir(ckpt, "bbb", resume=True) is None
     assert not (ckpt / "last.ckpt").exists()

@@ -6,6 +6,7 @@ import logging
 import os
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,7 @@ def load_arrays(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray] | No
                 log.warning("cache %s lacks one of %s; rebuilding it", path, keys)
                 return None
             return {key: stored[key] for key in keys}
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, EOFError, KeyError, RuntimeError, zipfile.BadZipFile, zlib.error) as exc:
+        # Any damage (truncated, corrupted, foreign file): the cache is only a shortcut, rebuild it.
         log.warning("cache %s is unreadable (%s); rebuilding it", path, exc)
         return None

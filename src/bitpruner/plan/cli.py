@@ -59,6 +59,22 @@ def find_accelerator(spec: str) -> Path:
                       "(pass a YAML file)")
 
 
+def read_accelerator_yaml(path: Path) -> dict:
+    """An accelerator config file as a mapping; ConfigError (one line naming the file) when it is not YAML."""
+    import yaml
+
+    from bitpruner.errors import ConfigError
+    from bitpruner.utils.messages import one_line
+
+    try:
+        node = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"--accelerator {path}: not a readable YAML file ({one_line(exc)})") from None
+    if not isinstance(node, dict):
+        raise ConfigError(f"--accelerator {path}: expected a mapping with arch and parameters, got {node!r}")
+    return node
+
+
 def parse_candidates(text: str) -> list[int]:
     from bitpruner.errors import ConfigError
 
@@ -70,16 +86,11 @@ def parse_candidates(text: str) -> list[int]:
 
 def build_config(args: argparse.Namespace) -> dict:
     """The resolved stage config the plan stage expects, from the flags and the model's stage config."""
-    import yaml
 
-    from bitpruner.errors import ConfigError
+    from bitpruner.skeleton.inputs import read_stage_config
 
     config = Path(args.config) if args.config else Path(args.model).with_name("config.yaml")
-    if not config.is_file():
-        raise ConfigError(f"{config}: stage config not found (pass --config with the data set's stage config.yaml)")
-    stage_cfg = yaml.safe_load(config.read_text()) or {}
-    if "data" not in stage_cfg:
-        raise ConfigError(f"{config}: no `data` node (expected a stage config.yaml)")
+    stage_cfg = read_stage_config(config)
     plan_cfg = {"candidates": parse_candidates(args.candidates), "mode": args.mode,
                "drop_metric": args.drop_metric, "resolution": args.resolution}
     if args.min_speedup is not None or args.max_cycles is not None:
@@ -90,7 +101,7 @@ def build_config(args: argparse.Namespace) -> dict:
     return {
         "stage": "plan", "seed": stage_cfg.get("seed", 0), "input_ckpt": str(args.model), "data": stage_cfg["data"],
         "quant": stage_cfg.get("quant") or {"bits": 8}, "plan": plan_cfg, "samples": args.samples,
-        "accelerator": yaml.safe_load(find_accelerator(args.accelerator).read_text()),
+        "accelerator": read_accelerator_yaml(find_accelerator(args.accelerator)),
         "bits": {"activations": ACT_BITS}, "calibration": {"batches": CALIBRATION_BATCHES, "batch_size": None},
         # The lock that keeps two runs off one folder sits beside it (`.<out>.plan.lock`).
         "paths": {"output_dir": str(out), "root_dir": str(out), "ckpt_dir": str(out.with_name(f".{out.name}.plan"))},

@@ -21,7 +21,6 @@ from pathlib import Path
 import lightning as L
 from torch import nn
 
-from bitpruner.models.checkpoint import load_model_checkpoint
 from bitpruner.models.layers import prunable_layers
 from bitpruner.prune_bits.bits import write_layer_bits_csv
 from bitpruner.prune_bits.callback import BitPruningCallback
@@ -32,7 +31,7 @@ from bitpruner.quant.evaluate import quantized_accuracy
 from bitpruner.quant.fixed_point import QuantConfig
 from bitpruner.quant.model import quantize_model_weights
 from bitpruner.skeleton.fit import FitContext, FitStage, load_for_fine_tuning, run_fit_stage
-from bitpruner.skeleton.inputs import file_digest
+from bitpruner.skeleton.inputs import file_digest, load_input_model
 from bitpruner.training.evaluate import split_metrics
 from bitpruner.training.module import ClassifierModule
 from bitpruner.utils.atomic import atomic_path
@@ -78,7 +77,7 @@ class PruneBitsStage(FitStage):
         ctx.state.update(input_rows=input_rows, input_totals=input_totals)
         baseline_path = cfg.get("baseline_ckpt")
         if baseline_path and Path(baseline_path).is_file():
-            baseline, _ = load_model_checkpoint(baseline_path)
+            baseline, _ = load_input_model(baseline_path, ctx.datamodule.name, key="baseline_ckpt")
             ctx.reference.update(reference_figures(baseline, quant, ctx.datamodule, "baseline_"))
             figures = bit_reference(baseline, quant, bp, "")[0]
             for key in ("bit_sparsity", "column_proxy_cycles", "lane_proxy_cycles"):

@@ -39,12 +39,11 @@ def parse_levels(text: str) -> list[float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import yaml
     from rich.console import Console
 
-    from bitpruner.errors import ConfigError
     from bitpruner.models.checkpoint import load_model_checkpoint
     from bitpruner.prune_weights.sensitivity import layer_sensitivity, plot_sensitivity
+    from bitpruner.skeleton.inputs import read_stage_config
     from bitpruner.training.builders import build_datamodule
     from bitpruner.training.evaluate import evaluate
     from bitpruner.utils.atomic import write_csv
@@ -52,9 +51,7 @@ def run(args: argparse.Namespace) -> int:
     levels = parse_levels(args.sparsities)
     model, _ = load_model_checkpoint(args.model)
     config = Path(args.config) if args.config else Path(args.model).with_name("config.yaml")
-    if not config.is_file():
-        raise ConfigError(f"{config}: stage config not found (pass --config with the data set's stage config.yaml)")
-    datamodule = build_datamodule(yaml.safe_load(config.read_text()))
+    datamodule = build_datamodule(read_stage_config(config))
     loader = datamodule.val_dataloader() if args.split == "val" else datamodule.test_dataloader()
     layers = [n.strip() for n in args.layers.split(",")] if args.layers else None
 

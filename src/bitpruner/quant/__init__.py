@@ -3,6 +3,7 @@
 from bitpruner.quant.activations import ActivationQuant, calibrate_activations, quantize_activation
 from bitpruner.quant.fixed_point import (
     QuantConfig,
+    QuantizationError,
     QuantizedWeight,
     dequantize,
     qmax,
@@ -16,6 +17,7 @@ __all__ = [
     "ActivationQuant",
     "FakeQuantWeight",
     "QuantConfig",
+    "QuantizationError",
     "QuantizedWeight",
     "calibrate_activations",
     "dequantize",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -10,7 +11,14 @@ from torch import nn
 
 from bitpruner.errors import ConfigError, DataError
 from bitpruner.models.layers import prunable_layers
-from bitpruner.quant.fixed_point import check_bits
+from bitpruner.quant.fixed_point import (
+    INPUT_HINT,
+    MIN_SCALE,
+    QuantizationError,
+    check_bits,
+    check_finite,
+    check_int_range,
+)
 from bitpruner.quant.ste import round_ste
 
 
@@ -22,6 +30,15 @@ class ActivationQuant:
     signed: bool
     bits: int
 
+    def __post_init__(self) -> None:
+        check_bits(self.bits, "activation bits")
+        try:
+            scale = float(self.scale)
+        except (TypeError, ValueError):
+            scale = math.nan
+        if not (math.isfinite(scale) and scale > 0):
+            raise QuantizationError(f"activation scale {self.scale!r}: expected a finite number > 0")
+
     @property
     def qmin(self) -> int:
         return -((1 << (self.bits - 1)) - 1) if self.signed else 0
@@ -31,9 +48,17 @@ class ActivationQuant:
         return (1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1
 
 
-def quantize_activation(x: torch.Tensor, aq: ActivationQuant) -> torch.Tensor:
-    """Integer activations (int32) in [qmin, qmax]; values beyond the calibrated range saturate."""
-    return torch.clamp(torch.round(x / aq.scale), aq.qmin, aq.qmax).to(torch.int32)
+def quantize_activation(x: torch.Tensor, aq: ActivationQuant, name: str | None = None) -> torch.Tensor:
+    """Integer activations (int32) in [qmin, qmax]; values beyond the calibrated range saturate.
+
+    `name` (the layer whose input `x` is) goes into error messages. Raises QuantizationError when `x` holds
+    NaN or inf: saturating those would hide them (NaN used to become -2147483648).
+    """
+    what = f"layer {name!r} input" if name is not None else "activation"
+    check_finite(x, what, INPUT_HINT)
+    q = torch.clamp(torch.round(x / aq.scale), aq.qmin, aq.qmax).to(torch.int32)
+    check_int_range(q, aq.qmin, aq.qmax, f"{what} ({aq.bits}-bit {'signed' if aq.signed else 'unsigned'})")
+    return q
 
 
 def fake_quant_activation(x: torch.Tensor, aq: ActivationQuant) -> torch.Tensor:
@@ -73,6 +98,8 @@ def calibrate_activations(
     def hook_for(name: str):
         def hook(_module, inputs):
             x = inputs[0].detach()
+            # NaN would vanish in max() (every comparison with it is false) and inf would make the scale inf.
+            check_finite(x, f"activation calibration (batch {seen + 1}): layer {name!r} input", INPUT_HINT)
             amax[name] = max(amax[name], float(x.abs().max()))
             amin[name] = min(amin[name], float(x.min()))
 
@@ -100,7 +127,9 @@ def calibrate_activations(
     for name in layers:
         signed = amin[name] < 0
         top = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
-        scale = amax[name] / top if amax[name] > 0 else 1.0
+        # All-zero inputs: any scale gives zeros, 1.0 keeps the division finite; a tiny max is clamped like
+        # the weights' (a scale below float32's smallest normal number would overflow x / scale).
+        scale = max(amax[name] / top, MIN_SCALE) if amax[name] > 0 else 1.0
         if power_of_two:
             scale = float(2.0 ** torch.ceil(torch.log2(torch.tensor(scale, dtype=torch.float64))))
         result[name] = ActivationQuant(scale=scale, signed=signed, bits=bits)

@@ -10,12 +10,57 @@ import torch
 from pydantic import Field, model_validator
 
 from bitpruner.config import CheckedNode, plain
-from bitpruner.errors import ConfigError
+from bitpruner.errors import ConfigError, TraceError
 from bitpruner.schema import parse_node
 
 MIN_BITS = 2
 MAX_BITS = 16  # the simulator's pe_width: weights must fit 16-bit two's complement
 SCALE_MODES = ("layer", "channel")
+# Smallest scale handed out: below float32's smallest normal number `w / scale` overflows or loses all precision.
+MIN_SCALE = float(torch.finfo(torch.float32).tiny)
+
+
+class QuantizationError(ConfigError, TraceError):
+    """A tensor that cannot be quantized (a non-finite value) or integers outside their declared range.
+
+    Both a ConfigError and a TraceError, so that the stages (which catch the first) and trace capture (which
+    raises the second) report it as one line either way.
+    """
+
+
+def _index_text(index: tuple[int, ...]) -> str:
+    return "[" + ", ".join(map(str, index)) + "]"
+
+
+WEIGHT_HINT = "the checkpoint is damaged or training diverged; use an earlier checkpoint"
+INPUT_HINT = "check the input data and the layers before it"
+
+
+def check_finite(x: torch.Tensor, what: str, hint: str = WEIGHT_HINT) -> None:
+    """Raise QuantizationError naming `what`, the first non-finite value and its index when `x` holds NaN/inf."""
+    bad = ~torch.isfinite(x.detach())
+    if bool(bad.any()):
+        index = tuple(int(i) for i in torch.nonzero(bad)[0])
+        value = float(x.detach()[index])
+        raise QuantizationError(
+            f"{what} holds {value} at {_index_text(index)} ({int(bad.sum())} of {x.numel()} values are not "
+            f"finite); cannot quantize: {hint}"
+        )
+
+
+def check_int_range(q: torch.Tensor, low: int, high: int, what: str) -> None:
+    """Raise QuantizationError unless `q` is an integer tensor with every value in [low, high].
+
+    The guard where integers are produced: nothing outside the declared range may leave the quantizer.
+    """
+    if q.is_floating_point() or q.is_complex() or q.dtype == torch.bool:
+        raise QuantizationError(f"{what}: dtype {q.dtype}, expected an integer tensor")
+    if q.numel() == 0:
+        return
+    lo, hi = int(q.min()), int(q.max())
+    if lo < low or hi > high:
+        bad = lo if lo < low else hi
+        raise QuantizationError(f"{what}: integer {bad} outside the declared range [{low}, {high}]")
 
 
 def check_bits(bits: Any, field: str = "bits") -> int:
@@ -70,11 +115,22 @@ class QuantConfig(CheckedNode):
 
 @dataclass
 class QuantizedWeight:
-    """Integer weights `q` (int32, |q| <= qmax(bits)) and their scale: 0-d (per layer) or [K] (per channel)."""
+    """Integer weights `q` (int32, |q| <= qmax(bits)) and their scale: 0-d (per layer) or [K] (per channel).
+
+    Checked on construction: QuantizationError for integers outside [-qmax, qmax] or a scale that is not a
+    finite positive number; ConfigError for bits outside [MIN_BITS, MAX_BITS].
+    """
 
     q: torch.Tensor
     scale: torch.Tensor
     bits: int
+
+    def __post_init__(self) -> None:
+        top = qmax(self.bits)
+        check_int_range(self.q, -top, top, f"quantized weights ({self.bits} bits)")
+        scale = torch.as_tensor(self.scale)
+        if scale.numel() and not bool(torch.all(torch.isfinite(scale) & (scale > 0))):
+            raise QuantizationError(f"quantized weights: scale {scale.tolist()} must be finite and > 0")
 
 
 def broadcast_scale(scale: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -101,16 +157,31 @@ def weight_scale(
         amax = w.abs().max()
     # An all-zero layer/channel quantizes to zeros under any scale; 1 keeps the division finite.
     scale = torch.where(amax > 0, amax / top, torch.ones_like(amax)).to(torch.float32)
+    # A max|w| so small that amax / top underflows (scale 0 would turn w / scale into inf or NaN): the smallest
+    # normal float32 scale instead, under which those weights round to 0. No sync: this runs in training loops.
+    scale = torch.clamp(scale, min=MIN_SCALE)
     return _round_to_power_of_two(scale) if power_of_two else scale
 
 
-def quantize_weight(w: torch.Tensor, cfg: QuantConfig | Mapping[str, Any] | None = None) -> QuantizedWeight:
-    """Round `w / scale` to the narrow signed range; returns int32 `q` and the scale used."""
+def quantize_weight(
+    w: torch.Tensor, cfg: QuantConfig | Mapping[str, Any] | None = None, name: str | None = None
+) -> QuantizedWeight:
+    """Round `w / scale` to the narrow signed range; returns int32 `q` and the scale used.
+
+    `name` (the layer's) goes into error messages. Raises QuantizationError, before anything is computed,
+    when `w` holds NaN or inf (one line naming the layer, the value and its index).
+    """
     cfg = QuantConfig.from_any(cfg)
+    what = f"layer {name!r} weight" if name is not None else "weight"
+    check_finite(w, what)
     scale = weight_scale(w, cfg.bits, cfg.per_channel, cfg.power_of_two)
     top = qmax(cfg.bits)
     q = torch.clamp(torch.round(w.detach() / broadcast_scale(scale, w)), -top, top).to(torch.int32)
-    return QuantizedWeight(q=q, scale=scale, bits=cfg.bits)
+    qw = QuantizedWeight(q=q, scale=scale, bits=cfg.bits)  # checks |q| <= top once more
+    # Weights within an ulp or two of float32's maximum: q * scale rounds past it and dequantizes to inf.
+    check_finite(dequantize(qw), f"{what} dequantized (max|w| = {float(w.detach().abs().max()):.4g})",
+                 "weights this close to float32's maximum overflow q * scale; rescale the layer")
+    return qw
 
 
 def dequantize(qw: QuantizedWeight) -> torch.Tensor:
@@ -127,11 +198,17 @@ def is_power_of_two(x: torch.Tensor) -> bool:
 __all__ = [
     "MAX_BITS",
     "MIN_BITS",
+    "MIN_SCALE",
     "SCALE_MODES",
     "QuantConfig",
+    "QuantizationError",
     "QuantizedWeight",
     "broadcast_scale",
     "check_bits",
+    "INPUT_HINT",
+    "WEIGHT_HINT",
+    "check_finite",
+    "check_int_range",
     "dequantize",
     "is_power_of_two",
     "qmax",

@@ -25,10 +25,11 @@ def quantize_model_weights(
 ) -> dict[str, QuantizedWeight]:
     """Integer weights + scales of every prunable layer, by stable layer name.
 
-    Reads `layer.weight`, i.e. after any parametrization (pruning masks, fake-quant) is applied.
+    Reads `layer.weight`, i.e. after any parametrization (pruning masks, fake-quant) is applied. Raises
+    QuantizationError naming the first layer whose weight holds NaN or inf (before any layer is returned).
     """
     cfg = QuantConfig(bits=bits, scale="channel" if per_channel else "layer", power_of_two=power_of_two)
-    return {name: quantize_weight(layer.weight, cfg) for name, layer in prunable_layers(model).items()}
+    return {name: quantize_weight(layer.weight, cfg, name) for name, layer in prunable_layers(model).items()}
 
 
 def fake_quant_model(

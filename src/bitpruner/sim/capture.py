@@ -8,6 +8,10 @@ bit-pruned checkpoint, exactly the integers it stores in ``payload["meta"]["int_
 The captured network is the *quantized* one: a copy of the model whose weights are ``q * scale`` and whose
 layer inputs are fake-quantized, so layer l+1 sees what an integer accelerator computing layer l would
 feed it, and ``conv(A_int, W_int) * s_a * s_w + bias`` is exactly the copy's layer output.
+
+Non-finite numbers never become integers: a NaN/inf weight, calibration input or captured input raises
+QuantizationError (one line naming the layer, the value and its index) before anything is returned, and every
+captured integer is checked against the precision its trace declares (`LayerTrace.check_widths`).
 """
 
 from __future__ import annotations
@@ -24,7 +28,15 @@ from torch.nn.utils import parametrize
 from bitpruner.errors import TraceError
 from bitpruner.models.layers import prunable_layers
 from bitpruner.quant.activations import ActivationQuant, calibrate_activations, quantize_activation
-from bitpruner.quant.fixed_point import QuantConfig, QuantizedWeight, broadcast_scale, qmax, quantize_weight
+from bitpruner.quant.fixed_point import (
+    QuantConfig,
+    QuantizedWeight,
+    broadcast_scale,
+    check_finite,
+    qmax,
+    quantize_weight,
+)
+from bitpruner.sim.params import MAX_PE_WIDTH
 from bitpruner.sim.traces import LayerTrace, NetworkTrace, from_torch_layout
 
 INT_WEIGHTS_KEY = "int_weights"  # where a bit-pruned checkpoint keeps its exact integer weights (meta)
@@ -68,6 +80,11 @@ def _from_stored(name: str, layer: nn.Module, entry) -> QuantizedWeight:
         raise TraceError(f"meta.{INT_WEIGHTS_KEY}[{name!r}]: expected a mapping with q, scale and bits") from None
     q = torch.as_tensor(q)
     scale = torch.as_tensor(scale, dtype=torch.float32)
+    check_finite(layer.weight, f"layer {name!r} weight")
+    if q.is_floating_point() and not bool(torch.isfinite(q).all()):
+        raise TraceError(f"meta.{INT_WEIGHTS_KEY}[{name!r}]: q holds NaN or inf")
+    if scale.numel() == 0 or not bool(torch.all(torch.isfinite(scale) & (scale > 0))):
+        raise TraceError(f"meta.{INT_WEIGHTS_KEY}[{name!r}]: scale must be finite and > 0, got {scale.tolist()}")
     if tuple(q.shape) != tuple(layer.weight.shape):
         raise TraceError(f"meta.{INT_WEIGHTS_KEY}[{name!r}]: q has shape {tuple(q.shape)}, "
                          f"the layer's weight {tuple(layer.weight.shape)}")
@@ -93,7 +110,7 @@ def integer_weights(model: nn.Module, payload: Mapping | None = None, bits: int 
     stored = stored_int_weights(payload)
     if stored is None:
         cfg = QuantConfig(bits=bits, scale="layer")
-        return {name: quantize_weight(layer.weight, cfg) for name, layer in layers.items()}, "quantize_weight"
+        return {name: quantize_weight(layer.weight, cfg, name) for name, layer in layers.items()}, "quantize_weight"
     names = set(stored)
     if names != set(layers):
         raise TraceError(f"meta.{INT_WEIGHTS_KEY}: layers {sorted(names ^ set(layers))} are missing on one side "
@@ -104,12 +121,13 @@ def integer_weights(model: nn.Module, payload: Mapping | None = None, bits: int 
 class _InputQuantizer:
     """Forward pre-hook: fake-quantize a layer's input and, while `record` is a list, keep its integers."""
 
-    def __init__(self, aq: ActivationQuant):
+    def __init__(self, aq: ActivationQuant, name: str | None = None):
         self.aq = aq
+        self.name = name
         self.record: list[torch.Tensor] | None = None
 
     def __call__(self, _module, inputs):
-        q = quantize_activation(inputs[0], self.aq)
+        q = quantize_activation(inputs[0], self.aq, self.name)  # refuses NaN/inf, checks [qmin, qmax]
         if self.record is not None:
             self.record.append(q.detach().cpu())
         return (q.to(inputs[0].dtype) * self.aq.scale, *inputs[1:])
@@ -153,12 +171,14 @@ class QuantizedModel:
             # PyTorch [.., H, W] = [.., y, x] -> DNNsim [.., x, y]: from_torch_layout swaps the last two axes.
             w, a = from_torch_layout(qw.q.numpy(), acts.numpy())
             aq = self.act_quant[name]
-            layers.append(LayerTrace(
+            layer = LayerTrace(
                 name=name, type=kind, weights=w, activations=a, stride=stride, pad=pad,
                 act_prec=aq.bits, wgt_prec=qw.bits, act_scale=float(aq.scale),
                 wgt_scale=float(qw.scale) if qw.scale.dim() == 0 else None,
                 act_bits=aq.bits, wgt_bits=qw.bits,
-            ))
+            )
+            layer.check_widths(MAX_PE_WIDTH)  # every integer fits the precision the trace declares
+            layers.append(layer)
         return NetworkTrace(name=self.name, layers=layers, model=self.model_name)
 
 
@@ -189,7 +209,7 @@ def quantize_model(
     act_quant = calibrate_activations(qmodel, calibration, bits=act_bits)
     hooks = {}
     for lname, module in prunable_layers(qmodel).items():
-        hooks[lname] = _InputQuantizer(act_quant[lname])
+        hooks[lname] = _InputQuantizer(act_quant[lname], lname)
         module.register_forward_pre_hook(hooks[lname])
     model_cfg = (payload or {}).get("model_cfg") or {}
     return QuantizedModel(model=qmodel, weights=weights, act_quant=act_quant, weight_source=source, name=name,

@@ -1,9 +1,15 @@
-"""`bitpruner sim`: simulate a network's DNNsim-layout traces on one architecture."""
+"""`bitpruner sim`: simulate a network's DNNsim-layout traces on one architecture.
+
+Every bad input (an argument, a flag value, a trace file, a value its widths cannot represent, a layer too large
+to simulate) ends the command with status 1 and one line on stderr, before any cycle is simulated.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import sys
 
 _GEOMETRY_FLAGS = ("lanes", "columns", "rows", "tiles", "pe_width")
 _OPTION_FLAGS = ("bits_first_stage", "column_registers", "group_size", "pe_serial_bits", "lookahead", "lookaside")
@@ -20,9 +26,38 @@ _HELP = {
     "lookahead": "BitTactical lookahead h (default 2)",
     "lookaside": "BitTactical lookaside d (default 5)",
 }
+# Largest value of any integer flag: sizes and counts beyond it cannot be simulated (numpy indexes in int64).
+MAX_FLAG_VALUE = (1 << 31) - 1
+# bits_first_stage: from 4 bits on every lane has its own shifter; 2**64 - 1 is already far beyond a 16-bit value.
+MAX_BITS_FIRST_STAGE = 64
+USAGE_EXIT = 1  # argument errors exit like every other bad input: status 1, one line on stderr
+
+
+def _one_line_error(parser: argparse.ArgumentParser):
+    """argparse's `error` for this subcommand: one line on stderr (no usage block), exit USAGE_EXIT."""
+
+    def error(message: str):
+        print(f"{parser.prog}: error: {' '.join(message.split())} (see {parser.prog} --help)", file=sys.stderr)
+        sys.exit(USAGE_EXIT)
+
+    return error
+
+
+def _refuse_extras(parser: argparse.ArgumentParser) -> None:
+    """Unknown arguments fail in this subcommand's parser (one line), not later in the top-level one (usage block)."""
+    parse_known = parser.parse_known_args
+
+    def parse_known_args(args=None, namespace=None):
+        namespace, extras = parse_known(args, namespace)
+        if extras:
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
+
+    parser.parse_known_args = parse_known_args
 
 
 def register(subparsers) -> None:
+    """Add the `sim` subcommand (one-line argument errors, exit 1) to `subparsers`."""
     parser = subparsers.add_parser(
         "sim",
         help="cycle-accurate bit-serial accelerator simulation (DNNsim-compatible)",
@@ -40,11 +75,51 @@ def register(subparsers) -> None:
     parser.add_argument("--tactical", action="store_true",
                         help="BitTactical weight scheduling (DaDianNao, BitPragmatic, ShapeShifter)")
     parser.add_argument("--samples", type=int, default=1, metavar="N", help="samples to simulate (cycles add up)")
+    parser.add_argument("--memory-limit", type=float, default=None, metavar="GIB",
+                        help="refuse a layer whose simulation needs more memory than this (default 8 GiB)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.error = _one_line_error(parser)
+    _refuse_extras(parser)
     parser.set_defaults(func=run)
 
 
+def check_flags(args: argparse.Namespace, given: dict, design) -> None:
+    """Upper bounds of the integer flags, --samples and --memory-limit (SimParams checks the lower ones).
+
+    Raises ConfigError naming the flag's config key. A scheduled design's lookaside must stay within the lanes
+    (its search map wraps lane offsets once), checked here before the map is built.
+    """
+    from bitpruner.errors import ConfigError
+    from bitpruner.sim.params import WHERE
+
+    for flag, value in given.items():
+        if value > MAX_FLAG_VALUE:
+            raise ConfigError(f"{WHERE}.{flag}: got {value}, expected an integer <= {MAX_FLAG_VALUE}")
+    bfs = given.get("bits_first_stage", 0)
+    if bfs > MAX_BITS_FIRST_STAGE:
+        raise ConfigError(f"{WHERE}.bits_first_stage: got {bfs}, expected an integer in [0, {MAX_BITS_FIRST_STAGE}] "
+                          f"(from 4 on every lane has its own shifter)")
+    if not 1 <= args.samples <= MAX_FLAG_VALUE:
+        raise ConfigError(f"--samples: got {args.samples}, expected an integer in [1, {MAX_FLAG_VALUE}]")
+    if args.memory_limit is not None and not (math.isfinite(args.memory_limit) and args.memory_limit > 0):
+        raise ConfigError(f"--memory-limit: got {args.memory_limit}, expected a number of GiB > 0")
+    if design.scheduled:
+        from bitpruner.sim.params import SimParams
+
+        lanes = given.get("lanes", SimParams.model_fields["lanes"].default)
+        lookaside = given.get("lookaside", SimParams.model_fields["lookaside"].default)
+        reach = -(-lookaside // 2)  # the 'T' search map's lane offsets go +1, -1, +2, -2, ...
+        if reach > lanes:
+            raise ConfigError(f"{WHERE}.lookaside: got {lookaside}, which reaches lane offset {reach} > "
+                              f"lanes={lanes}; expected at most {2 * lanes}")
+
+
 def run(args: argparse.Namespace) -> int:
+    """Check the flags, load the traces, check their values and sizes, simulate, print; returns 0.
+
+    Raises ConfigError / TraceError (printed as one line by `bitpruner.cli.main`, exit 1) for any bad input.
+    """
+    from bitpruner.sim.bounds import DEFAULT_MEMORY_LIMIT_GIB, check_memory
     from bitpruner.sim.designs import check_options, design_of
     from bitpruner.sim.dnnsim_io import load_dnnsim
     from bitpruner.sim.engine import simulate_network
@@ -54,8 +129,13 @@ def run(args: argparse.Namespace) -> int:
     given = {f: getattr(args, f) for f in _GEOMETRY_FLAGS + _OPTION_FLAGS if getattr(args, f) is not None}
     params = SimParams.parse({"booth_encoding": args.booth, **given})
     check_options(design, params)  # before the traces load: a refused option fails fast
+    check_flags(args, given, design)
     arch = design.name
     trace = load_dnnsim(args.traces, args.network)
+    # Before any cycle is simulated: values the widths cannot represent, layers too large to simulate.
+    trace.check_widths(params.pe_width)
+    limit = DEFAULT_MEMORY_LIMIT_GIB if args.memory_limit is None else args.memory_limit
+    check_memory(trace, params, scheduled=design.scheduled, limit_gib=limit)
     results = simulate_network(trace, design, params, samples=args.samples, progress=not args.json)
     total = sum(r.compute_cycles for r in results)
     if args.json:

@@ -13,7 +13,8 @@ non-negative and every step is a max):
 - BitTacticalP's max over filters of "max bits + 1" is taken over the union of their selected lanes,
   and BitTacticalE's per-filter lane patterns are deduplicated per step before they meet the windows.
 
-The numba kernels are imported inside the functions so that importing the engine does not load numba.
+The kernels (`vectorized.py`: numpy, or numba when the work pays for loading it) are imported inside the
+functions so that importing the engine does not load them.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bitpruner.sim.tiling import (
+    FULL_REACH,
     MAX_SLICED_KEYS,
     KernelMode,
     conv_total,
@@ -32,11 +34,14 @@ from bitpruner.sim.tiling import (
     popcounts,
     ring_cycles_per_ws,
     shapeshifter_bits,
-    unique_rows,
 )
 
 if TYPE_CHECKING:
     from bitpruner.sim.engine import LayerSimulator
+
+# Block-qualified keys are deduplicated with a presence table when it has at most this many slots per key read
+# (a table of booleans and its int64 running count, no larger than the pattern arrays it serves).
+DENSE_KEYS_PER_ENTRY = 4
 
 
 # ---------------------------------------------------------------- bit-parallel designs
@@ -80,12 +85,12 @@ def _activation_side_total(sim: LayerSimulator, per_pos: np.ndarray) -> int:
 
 def bitpragmatic(sim: LayerSimulator, sample: int) -> int:
     """The two-stage shifter over each row's lane magnitudes (Booth-recoded if asked), max over windows."""
-    from bitpruner.sim.kernels import pragmatic_rows
+    from bitpruner.sim.vectorized import shifter_rows
 
     g = sim.g
     vals = g.act_values(sim.layer, sample)
     mag = magnitudes(vals, sim.p.pe_width, sim.booth).reshape(-1, g.lanes)
-    per_pos = pragmatic_rows(np.ascontiguousarray(mag), sim.reach).reshape(g.Xp, g.Yp, g.nch)
+    per_pos = shifter_rows(mag, sim.reach).reshape(g.Xp, g.Yp, g.nch)
     return _activation_side_total(sim, per_pos)
 
 
@@ -114,14 +119,17 @@ def loom(sim: LayerSimulator, sample: int) -> int:
 
 def pragmatic_w(sim: LayerSimulator, sample: int) -> int:
     """The two-stage shifter over each row's lane weights, max over the filters of a group's tiles."""
-    from bitpruner.sim.kernels import pragmatic_rows
+    from bitpruner.sim.vectorized import shifter_rows
 
     g, p = sim.g, sim.p
-    per_group = np.zeros((g.filter_groups, g.T), np.int64)
-    for grp in range(g.filter_groups):  # one group at a time bounds the memory on large fc layers
-        wrows = g.weight_rows(sim.layer.weights[g.group_filters(grp)])
-        mag = magnitudes(wrows, p.pe_width, sim.booth).reshape(-1, g.lanes)
-        per_group[grp] = pragmatic_rows(np.ascontiguousarray(mag), sim.reach).reshape(-1, g.T).max(axis=0)
+    per_group = sim.memo.get(pragmatic_w)  # weights only: the same for every sample
+    if per_group is None:
+        per_group = np.zeros((g.filter_groups, g.T), np.int64)
+        for grp in range(g.filter_groups):  # one group at a time bounds the memory on large fc layers
+            wrows = g.weight_rows(sim.layer.weights[g.group_filters(grp)])
+            mag = magnitudes(wrows, p.pe_width, sim.booth).reshape(-1, g.lanes)
+            per_group[grp] = shifter_rows(mag, sim.reach).reshape(-1, g.T).max(axis=0)
+        sim.memo[pragmatic_w] = per_group
     if g.fc:
         return fc_cycles(list(per_group), g.cols)
     if not sim.registers:
@@ -169,10 +177,12 @@ def bittactical_p(sim: LayerSimulator, sample: int) -> int:
 def tactical_blocks(sim: LayerSimulator, plans: list[np.ndarray], mode: KernelMode):
     """Lane patterns per plan step (block), vectorized over all blocks.
 
-    A pattern is one filter's L (row, lane) reads as keys ``row*L + lane`` (-1: lane idle). PRAGMATIC mode
-    keeps each block's distinct patterns; SHAPESHIFTER mode only needs the union of a block's keys (one key
-    per pattern). Returns the blocks' distinct keys (row, lane, offsets), the patterns as indices into their
-    block's keys, their key bit masks, and the pattern offsets per block (all int64).
+    A pattern is one filter's L (row, lane) reads as keys ``row*L + lane`` (-1: lane idle); each block also
+    gets one all-idle pattern first (a PE with nothing to read still costs 1 cycle). PRAGMATIC mode keeps
+    every filter's pattern (distinct patterns are nearly all of them: deduplicating cost more than it saved);
+    SHAPESHIFTER mode only needs the union of a block's keys (one key per pattern). Returns the blocks'
+    distinct keys (row, lane, offsets), the patterns as indices into their block's keys, their key bit masks,
+    and the pattern offsets per block (all int64).
     """
     sch, lanes, tiles = sim.schedule(), sim.g.lanes, sim.p.tiles
     steps = np.array([plan.shape[0] for plan in plans], np.int64)
@@ -182,35 +192,29 @@ def tactical_blocks(sim: LayerSimulator, plans: list[np.ndarray], mode: KernelMo
         return empty, empty, np.zeros(1, np.int64), np.full((0, lanes), -1, np.int64), empty, np.zeros(1, np.int64)
     rows = np.concatenate([plan for plan in plans])  # [blocks, tiles]: buffer row per tile
     first_set = np.repeat((np.arange(len(plans)) % sim.g.filter_groups) * tiles, steps)
-    blk, tile = np.nonzero(rows >= 0)  # busy (block, tile) pairs
+    blk, tile = np.nonzero(rows >= 0)  # busy (block, tile) pairs, by block
     sets, brow = first_set[blk] + tile, rows[blk, tile]
-    arow = sch.act_row[sets, :, brow]  # [busy, R, L]
-    keys = np.where(arow >= 0, arow * lanes + sch.act_lane[sets, :, brow], -1).reshape(-1, lanes)
-    pat_blk = np.repeat(blk, arow.shape[1])
+    arow, alane = sch.act_slots(sets, brow)  # [busy, R, L]
     real = (np.arange(arow.shape[1])[None, :] < sch.n_filters[sets][:, None]).reshape(-1)
-    # Every block also gets one all-idle pattern: a PE with nothing to read still costs 1 cycle.
-    keys = np.concatenate([keys[real], np.full((n_blocks, lanes), -1, np.int64)])
-    pat_blk = np.concatenate([pat_blk[real], np.arange(n_blocks)])
+    keys = np.where(arow >= 0, arow.astype(np.int64) * lanes + alane, -1).reshape(-1, lanes)[real]
+    pat_blk = np.repeat(blk, arow.shape[1])[real]
     span = lanes * sim.g.T + 1  # block-qualified keys: blk*span + key (keys < span - 1)
     if mode == KernelMode.SHAPESHIFTER:
         flat = np.unique((pat_blk[:, None] * span + keys)[keys >= 0])
-        keys = np.full((flat.size + n_blocks, lanes), -1, np.int64)
-        keys[: flat.size, 0] = flat % span
-        pat_blk = np.concatenate([flat // span, np.arange(n_blocks)])
-        order = np.argsort(pat_blk, kind="stable")
-        keys, pat_blk = keys[order], pat_blk[order]
-    elif sim.g.n_win > 1:  # distinct patterns per block pay off when many windows meet them
-        both = unique_rows(np.concatenate([pat_blk[:, None], keys], axis=1))  # sorted by block
-        pat_blk, keys = both[:, 0], both[:, 1:]
-    else:
-        order = np.argsort(pat_blk, kind="stable")
-        keys, pat_blk = keys[order], pat_blk[order]
-    offsets = np.searchsorted(pat_blk, np.arange(n_blocks + 1))
-    qualified = np.where(keys >= 0, pat_blk[:, None] * span + keys, -1)
-    ukeys = np.unique(qualified[qualified >= 0])
-    key_blk = ukeys // span
-    key_off = np.searchsorted(key_blk, np.arange(n_blocks + 1))
-    pat_idx = np.where(qualified >= 0, np.searchsorted(ukeys, qualified) - key_off[pat_blk][:, None], -1)
+        keys = np.full((flat.size, lanes), -1, np.int64)
+        keys[:, 0] = flat % span
+        pat_blk = flat // span
+    # Patterns in block order, each block's all-idle pattern first.
+    per_block = np.bincount(pat_blk, minlength=n_blocks) + 1
+    offsets = np.concatenate([[0], np.cumsum(per_block)])
+    rank = np.arange(pat_blk.size) - (np.cumsum(per_block - 1) - (per_block - 1))[pat_blk]
+    ordered = np.full((int(offsets[-1]), lanes), -1, np.int64)
+    ordered[offsets[pat_blk] + 1 + rank] = keys
+    pat_blk = np.repeat(np.arange(n_blocks), per_block)
+    qualified = np.where(ordered >= 0, pat_blk[:, None] * span + ordered, -1)
+    ukeys, key_index = _distinct(qualified, n_blocks * span)
+    key_off = np.searchsorted(ukeys // span, np.arange(n_blocks + 1))
+    pat_idx = np.where(qualified >= 0, key_index - key_off[pat_blk][:, None], -1)
     # Keys each pattern reads, as a bit mask (used when its block has at most MAX_SLICED_KEYS keys).
     in_mask = (pat_idx >= 0) & (pat_idx < MAX_SLICED_KEYS)
     bits = np.where(in_mask, np.left_shift(1, np.clip(pat_idx, 0, MAX_SLICED_KEYS - 1)), 0)
@@ -221,8 +225,22 @@ def tactical_blocks(sim: LayerSimulator, plans: list[np.ndarray], mode: KernelMo
             offsets.astype(np.int64))
 
 
+def _distinct(qualified: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted distinct non-negative values of `qualified` (all < `bound`) and each entry's index among
+    them (-1 entries get any index). A presence table when `bound` is small next to the entries (no sort),
+    np.unique otherwise."""
+    present = qualified >= 0
+    if bound <= DENSE_KEYS_PER_ENTRY * qualified.size:
+        table = np.zeros(bound, bool)
+        table[qualified[present]] = True
+        index = np.cumsum(table) - 1
+        return np.flatnonzero(table), np.where(present, index[np.maximum(qualified, 0)], -1)
+    ukeys = np.unique(qualified[present])
+    return ukeys, np.where(present, np.searchsorted(ukeys, qualified), -1)
+
+
 def _tactical(sim: LayerSimulator, sample: int, mode: KernelMode) -> int:
-    from bitpruner.sim.kernels import pattern_costs
+    from bitpruner.sim.vectorized import pattern_costs
 
     g, p = sim.g, sim.p
     plans, n_plan_ws = sim.plans()
@@ -234,7 +252,7 @@ def _tactical(sim: LayerSimulator, sample: int, mode: KernelMode) -> int:
         vals = shapeshifter_bits(vals, p.pe_width, sim.signed)
     cost = pattern_costs(
         np.ascontiguousarray(vals), g.x0, g.y0, g.row_x, g.row_y, g.row_ch,
-        key_row, key_lane, key_off, pat_idx, pat_mask, offsets, g.cols, int(mode), sim.reach,
+        key_row, key_lane, key_off, pat_idx, pat_mask, offsets, g.cols, mode, sim.reach,
     )  # [WS, blocks, Cc]
     steps = np.array([plan.shape[0] for plan in plans], np.int64)
     first = np.concatenate([[0], np.cumsum(steps)])
@@ -256,3 +274,71 @@ def _tactical(sim: LayerSimulator, sample: int, mode: KernelMode) -> int:
     if sim.registers:
         return ring_cycles_per_ws(cost4, group_steps, sim.registers)
     return int(sum(conv_total(cost4[ws : ws + 1], group_steps[ws], 1, 0) for ws in range(g.WS)))
+
+
+# ---------------------------------------------------------------- when numba pays (see vectorized.py)
+
+
+def _shifter_share(sim: LayerSimulator) -> float:
+    """BitPragmatic: the shifter over every padded position's lane values (numpy when the reach is 0 or full)."""
+    from bitpruner.sim.vectorized import SHIFTER_JIT_WORK
+
+    g = sim.g
+    partial = 0 < sim.reach < FULL_REACH
+    return partial * g.Xp * g.Yp * g.nch * g.lanes / SHIFTER_JIT_WORK
+
+
+def _weight_shifter_share(sim: LayerSimulator) -> float:
+    """PragmaticW: the shifter over every filter's weight rows (once per layer)."""
+    from bitpruner.sim.vectorized import SHIFTER_JIT_WORK
+
+    g = sim.g
+    return (0 < sim.reach < FULL_REACH) * g.K * g.T * g.lanes / SHIFTER_JIT_WORK
+
+
+def _schedule_share(sim: LayerSimulator) -> float:
+    """Scheduled designs: BitTactical's promotion over every filter's buffer rows (once per layer)."""
+    from bitpruner.sim.vectorized import SCHEDULE_JIT_WORK
+
+    g = sim.g
+    return g.FS * g.rows * g.T * g.lanes / SCHEDULE_JIT_WORK
+
+
+def _pattern_share(sim: LayerSimulator) -> float:
+    """BitTacticalE/P: every window meets about one lane pattern per filter and buffer row."""
+    from bitpruner.sim.vectorized import PATTERN_JIT_WORK, PATTERN_SHIFTER_FACTOR
+
+    g = sim.g
+    factor = PATTERN_SHIFTER_FACTOR if sim.design.cost is bittactical_e and 0 < sim.reach < FULL_REACH else 1
+    return factor * g.n_win * g.K * g.T * g.lanes / PATTERN_JIT_WORK
+
+
+def _ring_share(sim: LayerSimulator) -> float:
+    """Column registers: the recurrence over every step of every window set and filter-set group."""
+    from bitpruner.sim.vectorized import RING_JIT_WORK
+
+    g = sim.g
+    return (sim.registers > 0) * g.WS * g.filter_groups * g.T * g.cols / RING_JIT_WORK
+
+
+_PER_LAYER_SHARES = {  # by engine cost: work done once per layer
+    pragmatic_w: (_weight_shifter_share,),
+    bittactical: (_schedule_share,),
+    bittactical_e: (_schedule_share,),
+    bittactical_p: (_schedule_share,),
+}
+_PER_SAMPLE_SHARES = {  # by engine cost: work done for every sample; designs without a kernel have none
+    bitpragmatic: (_shifter_share, _ring_share),
+    shapeshifter: (_ring_share,),
+    pragmatic_w: (_ring_share,),
+    bittactical_e: (_pattern_share, _ring_share),
+    bittactical_p: (_pattern_share, _ring_share),
+}
+
+
+def jit_share(sim: LayerSimulator, samples: int = 1) -> float:
+    """Estimated time of this layer's kernels in numpy, as a fraction of numba's start-up: a run whose shares
+    add up to 1 or more is faster with numba (`bitpruner.utils.jit.prefer_jit`). Shapes only."""
+    cost = sim.design.cost
+    once = sum(f(sim) for f in _PER_LAYER_SHARES.get(cost, ()))
+    return once + samples * sum(f(sim) for f in _PER_SAMPLE_SHARES.get(cost, ()))

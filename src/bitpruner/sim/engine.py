@@ -13,10 +13,12 @@ import numpy as np
 
 from bitpruner.errors import TraceError
 from bitpruner.sim.booth import BOOTH_LIMIT
+from bitpruner.sim.costs import jit_share
 from bitpruner.sim.designs import Design, check_options, design_of
 from bitpruner.sim.params import WHERE, SimParams
 from bitpruner.sim.tiling import Geometry, shifter_reach
 from bitpruner.sim.traces import LayerTrace, NetworkTrace
+from bitpruner.utils.jit import prefer_jit
 
 __all__ = ["Geometry", "LayerResult", "LayerSimulator", "simulate_layer", "simulate_network"]
 
@@ -42,6 +44,7 @@ class LayerSimulator:
         if self.booth:
             self._check_booth()
         self._schedule = None
+        self.memo: dict = {}  # sample-independent results a design's cost keeps between samples
 
     def _check_booth(self) -> None:
         for side in self.design.serial.operands:
@@ -90,7 +93,15 @@ def simulate_layer(layer: LayerTrace, arch: str | Design, params: SimParams | No
     if not 1 <= samples <= n:
         raise TraceError(f"layer {layer.name!r}: asked for {samples} samples, the trace holds {n}")
     sim = LayerSimulator(layer, design, params)
-    return sum(sim.cycles(s) for s in range(samples))
+    return _run([sim], samples)[0]
+
+
+def _run(sims: list[LayerSimulator], samples: int) -> list[int]:
+    """compute_cycles of each layer, summed over `samples`; numba for every kernel when the run's estimated
+    numpy time exceeds numba's start-up (`costs.jit_share`)."""
+    share = sum(jit_share(sim, samples) for sim in sims)
+    with prefer_jit(share >= 1.0):
+        return [sum(sim.cycles(s) for s in range(samples)) for sim in sims]
 
 
 def simulate_network(
@@ -109,13 +120,19 @@ def simulate_network(
     params = params or SimParams()
     design = design_of(arch, tactical=tactical)
     check_options(design, params, WHERE)
-    layers = trace.layers
-    results = []
+    for layer in trace.layers:
+        n = layer.activations.shape[0]
+        if not 1 <= samples <= n:
+            raise TraceError(f"layer {layer.name!r}: asked for {samples} samples, the trace holds {n}")
+    sims = [LayerSimulator(layer, design, params) for layer in trace.layers]
+    share = sum(jit_share(sim, samples) for sim in sims)
     if progress:
         from rich.progress import track
 
-        layers = track(layers, description=f"simulating {trace.name} on {design.name}")
-    for layer in layers:
-        cycles = simulate_layer(layer, design, params, samples)
-        results.append(LayerResult(name=layer.name, type=layer.type, compute_cycles=int(cycles)))
+        sims = track(sims, description=f"simulating {trace.name} on {design.name}")
+    results = []
+    with prefer_jit(share >= 1.0):
+        for sim in sims:
+            cycles = sum(sim.cycles(s) for s in range(samples))
+            results.append(LayerResult(name=sim.layer.name, type=sim.layer.type, compute_cycles=int(cycles)))
     return results

@@ -1,15 +1,21 @@
-"""Numba kernels of the cycle model (few signatures, all int64, cached on disk: see jit.py)."""
+"""Numba kernels of the cycle model (int64/int32 arguments, cached on disk: see bitpruner.utils.jit).
+
+Callers reach them through ``vectorized.py``, which runs the numpy form of a kernel when the work is too small
+to pay for loading numba. Kernels are small and separate so that a run compiles (cold cache) or loads (warm
+cache) only the ones it needs; the parallel ones (``prange``) are thin drivers over serial bodies, which keeps
+numba's parallel passes, the slow part of compiling, short.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from bitpruner.sim.tiling import FULL_REACH, MAX_SLICED_KEYS, VALUE_BITS, KernelMode
+from bitpruner.sim.tiling import FULL_REACH, MAX_SLICED_KEYS, VALUE_BITS
 from bitpruner.utils.jit import njit, prange
 
-# numba freezes module-level ints as compile-time constants.
-_PRAGMATIC = int(KernelMode.PRAGMATIC)
-_SHAPESHIFTER = int(KernelMode.SHAPESHIFTER)
+# Rows per parallel chunk of pragmatic_rows (each chunk reuses one scratch row). numba freezes module-level
+# ints as compile-time constants.
+_ROW_CHUNKS = 64
 
 
 @njit()
@@ -65,15 +71,18 @@ def pragmatic_cost(vals, n, reach):
     return cycles if cycles > 0 else 1
 
 
-@njit()
+@njit(parallel=True)
 def pragmatic_rows(vals, reach):
-    """Shifter cycles of every row of vals[N, L] (magnitudes, Booth-recoded if wanted)."""
+    """Shifter cycles of every row of vals[N, L] (magnitudes, Booth-recoded if wanted), rows in parallel."""
     n_rows, lanes = vals.shape
     out = np.empty(n_rows, np.int64)
-    scratch = np.empty(lanes, np.int64)
-    for r in range(n_rows):
-        scratch[:] = vals[r]
-        out[r] = pragmatic_cost(scratch, lanes, reach)
+    n_chunks = min(n_rows, _ROW_CHUNKS)
+    for chunk in prange(n_chunks):
+        scratch = np.empty(lanes, np.int64)
+        for r in range(chunk * n_rows // n_chunks, (chunk + 1) * n_rows // n_chunks):
+            for i in range(lanes):
+                scratch[i] = vals[r, i]
+            out[r] = pragmatic_cost(scratch, lanes, reach)
     return out
 
 
@@ -105,6 +114,9 @@ def ring_cycles(cost, n_steps, reps, registers):
     return cc.max()
 
 
+# ---------------------------------------------------------------- BitTacticalE / BitTacticalP pattern costs
+
+
 @njit()
 def _sliced_shifter(planes, reach):
     """The two-stage shifter on bit planes (planes[b]: the lanes holding bit b; destroyed): at least 1."""
@@ -126,94 +138,222 @@ def _sliced_shifter(planes, reach):
     return cycles if cycles > 0 else 1
 
 
-@njit(parallel=True)
-def pattern_costs(vals, x0, y0, row_x, row_y, row_ch, key_row, key_lane, key_off, pat_idx, pat_mask, pat_off,
-                  n_cols, mode, reach):
-    """Per window and block, the max over the block's lane patterns of a per-PE cost.
+@njit()
+def _gather_keys(local, w, k0, k1, vals, x0, y0, row_x, row_y, row_ch, key_row, key_lane):
+    """local[:k1-k0] = window w's activations at the keys k0:k1 (buffer row, lane)."""
+    for j in range(k1 - k0):
+        r = key_row[k0 + j]
+        local[j] = vals[x0[w] + row_x[r], y0[w] + row_y[r], row_ch[r] + key_lane[k0 + j]]
 
-    vals[Xp, Yp, Cpad]: per activation, its magnitude (mode KernelMode.PRAGMATIC: BitPragmatic shifter cost)
-    or its ShapeShifter bit count (KernelMode.SHAPESHIFTER: cost = max + 1). Window w's origin is (x0[w], y0[w]); buffer row r
-    reads position (+row_x[r], +row_y[r]) and channels row_ch[r] + lane. Block b reads the activations
-    (key_row[j], key_lane[j]) for j in key_off[b]:key_off[b+1], gathered once per window; its patterns
-    pat_off[b]:pat_off[b+1] list, per lane, an index into those keys (-1: lane idle); when a block has at
-    most MAX_SLICED_KEYS keys, pat_mask[p] is the set of keys pattern p reads as a bit mask (the shifter
-    then runs bit-sliced: one word per bit position, one bit per key; duplicate lanes do not matter).
-    Returns int64 [ceil(W / n_cols), n_blocks, n_cols] (0 where a column has no window).
-    """
+
+@njit()
+def _pragmatic_window_set(out, ws, vals, x0, y0, row_x, row_y, row_ch, key_row, key_lane, key_off, pat_idx,
+                          pat_mask, pat_off, n_cols, reach, max_keys):
+    """out[blocks, Cc] of one window set: per column and block, the max shifter cycles over the patterns."""
     n_win = x0.shape[0]
-    n_ws = (n_win + n_cols - 1) // n_cols
     n_blocks = pat_off.shape[0] - 1
     lanes = pat_idx.shape[1]
-    max_keys = 1
-    for b in range(n_blocks):
-        max_keys = max(max_keys, key_off[b + 1] - key_off[b])
-    out = np.zeros((n_ws, n_blocks, n_cols), np.int64)
-    for ws in prange(n_ws):
-        scratch = np.empty(lanes, np.int64)
-        local = np.empty(max_keys, np.int64)
-        local_pop = np.empty(max_keys, np.int64)
-        key_planes = np.zeros(VALUE_BITS, np.int64)
-        planes = np.zeros(VALUE_BITS, np.int64)
-        for c in range(n_cols):
-            w = ws * n_cols + c
-            if w >= n_win:
-                break
-            for b in range(n_blocks):
-                k0 = key_off[b]
-                for j in range(key_off[b + 1] - k0):
-                    r = key_row[k0 + j]
-                    local[j] = vals[x0[w] + row_x[r], y0[w] + row_y[r], row_ch[r] + key_lane[k0 + j]]
-                    if mode == _PRAGMATIC:
-                        local_pop[j] = _popcount(local[j])
-                sliced = mode == _PRAGMATIC and 0 < reach < FULL_REACH and key_off[b + 1] - k0 <= MAX_SLICED_KEYS
-                if sliced:
+    scratch = np.empty(lanes, np.int64)
+    local = np.empty(max_keys, np.int64)
+    local_pop = np.empty(max_keys, np.int64)
+    key_planes = np.zeros(VALUE_BITS, np.int64)
+    planes = np.zeros(VALUE_BITS, np.int64)
+    for c in range(n_cols):
+        w = ws * n_cols + c
+        if w >= n_win:
+            break
+        for b in range(n_blocks):
+            k0, k1 = key_off[b], key_off[b + 1]
+            _gather_keys(local, w, k0, k1, vals, x0, y0, row_x, row_y, row_ch, key_row, key_lane)
+            for j in range(k1 - k0):
+                local_pop[j] = _popcount(local[j])
+            sliced = 0 < reach < FULL_REACH and k1 - k0 <= MAX_SLICED_KEYS
+            if sliced:  # bit planes of the block's keys: plane b holds the keys with bit b set
+                for bit in range(VALUE_BITS):
+                    key_planes[bit] = 0
+                for j in range(k1 - k0):
+                    v = local[j]
+                    bit = 0
+                    while v:
+                        if v & 1:
+                            key_planes[bit] |= 1 << j
+                        v >>= 1
+                        bit += 1
+            best = 0
+            for p in range(pat_off[b], pat_off[b + 1]):
+                # max popcount <= shifter cycles <= popcount(OR): run the shifter only if needed
+                acc = 0
+                low = 1
+                for i in range(lanes):
+                    j = pat_idx[p, i]
+                    if j >= 0:
+                        acc |= local[j]
+                        if local_pop[j] > low:
+                            low = local_pop[j]
+                high = _popcount(acc)
+                if reach == 0:
+                    cost = high if high > 0 else 1
+                elif reach >= FULL_REACH or high <= low or high <= best:
+                    cost = low
+                elif sliced:
                     for bit in range(VALUE_BITS):
-                        key_planes[bit] = 0
-                    for j in range(key_off[b + 1] - k0):
-                        v = local[j]
-                        bit = 0
-                        while v:
-                            if v & 1:
-                                key_planes[bit] |= 1 << j
-                            v >>= 1
-                            bit += 1
-                best = 0
-                for p in range(pat_off[b], pat_off[b + 1]):
-                    if mode == _SHAPESHIFTER:
-                        top = -1
-                        for i in range(lanes):
-                            j = pat_idx[p, i]
-                            if j >= 0 and local[j] > top:
-                                top = local[j]
-                        cost = top + 1 if top >= 0 else 1
-                    else:
-                        # max popcount <= shifter cycles <= popcount(OR): run the shifter only if needed
-                        acc = 0
-                        low = 1
-                        for i in range(lanes):
-                            j = pat_idx[p, i]
-                            if j >= 0:
-                                acc |= local[j]
-                                if local_pop[j] > low:
-                                    low = local_pop[j]
-                        high = _popcount(acc)
-                        if reach == 0:
-                            cost = high if high > 0 else 1
-                        elif reach >= FULL_REACH or high <= low or high <= best:
-                            cost = low
-                        elif sliced:
-                            for bit in range(VALUE_BITS):
-                                planes[bit] = key_planes[bit] & pat_mask[p]
-                            cost = _sliced_shifter(planes, reach)
-                        else:
-                            n = 0
-                            for i in range(lanes):
-                                j = pat_idx[p, i]
-                                if j >= 0 and local[j] != 0:  # zeros do no work in the shifter
-                                    scratch[n] = local[j]
-                                    n += 1
-                            cost = pragmatic_cost(scratch, n, reach)
-                    if cost > best:
-                        best = cost
-                out[ws, b, c] = best
+                        planes[bit] = key_planes[bit] & pat_mask[p]
+                    cost = _sliced_shifter(planes, reach)
+                else:
+                    n = 0
+                    for i in range(lanes):
+                        j = pat_idx[p, i]
+                        if j >= 0 and local[j] != 0:  # zeros do no work in the shifter
+                            scratch[n] = local[j]
+                            n += 1
+                    cost = pragmatic_cost(scratch, n, reach)
+                if cost > best:
+                    best = cost
+            out[b, c] = best
+
+
+@njit()
+def _max_keys(key_off):
+    most = 1
+    for b in range(key_off.shape[0] - 1):
+        most = max(most, key_off[b + 1] - key_off[b])
+    return most
+
+
+@njit(parallel=True)
+def pattern_costs_pragmatic(vals, x0, y0, row_x, row_y, row_ch, key_row, key_lane, key_off, pat_idx, pat_mask,
+                            pat_off, n_cols, reach):
+    """BitTacticalE: per window set (in parallel), block and column, the max over the block's lane patterns of
+    the shifter's cycles on vals[Xp, Yp, Cpad] (magnitudes). Arguments and result as ``vectorized.pattern_costs``;
+    when a block has at most MAX_SLICED_KEYS keys the shifter runs bit-sliced on pat_mask (one word per bit
+    position, one bit per key)."""
+    n_ws = (x0.shape[0] + n_cols - 1) // n_cols
+    out = np.zeros((n_ws, pat_off.shape[0] - 1, n_cols), np.int64)
+    max_keys = _max_keys(key_off)
+    for ws in prange(n_ws):
+        _pragmatic_window_set(out[ws], ws, vals, x0, y0, row_x, row_y, row_ch, key_row, key_lane, key_off, pat_idx,
+                              pat_mask, pat_off, n_cols, reach, max_keys)
     return out
+
+
+@njit()
+def _shapeshifter_window_set(out, ws, vals, x0, y0, row_x, row_y, row_ch, key_row, key_lane, key_off, pat_idx,
+                             pat_off, n_cols, max_keys):
+    """out[blocks, Cc] of one window set: per column and block, max over the patterns of (max bit count + 1)."""
+    n_win = x0.shape[0]
+    lanes = pat_idx.shape[1]
+    local = np.empty(max_keys, np.int64)
+    for c in range(n_cols):
+        w = ws * n_cols + c
+        if w >= n_win:
+            break
+        for b in range(pat_off.shape[0] - 1):
+            _gather_keys(local, w, key_off[b], key_off[b + 1], vals, x0, y0, row_x, row_y, row_ch, key_row, key_lane)
+            best = 0
+            for p in range(pat_off[b], pat_off[b + 1]):
+                top = -1
+                for i in range(lanes):
+                    j = pat_idx[p, i]
+                    if j >= 0 and local[j] > top:
+                        top = local[j]
+                cost = top + 1 if top >= 0 else 1
+                if cost > best:
+                    best = cost
+            out[b, c] = best
+
+
+@njit(parallel=True)
+def pattern_costs_shapeshifter(vals, x0, y0, row_x, row_y, row_ch, key_row, key_lane, key_off, pat_idx, pat_mask,
+                               pat_off, n_cols, reach):
+    """BitTacticalP: as pattern_costs_pragmatic with ShapeShifter's cost on vals (bit counts); pat_mask and
+    reach are unused (same signature)."""
+    n_ws = (x0.shape[0] + n_cols - 1) // n_cols
+    out = np.zeros((n_ws, pat_off.shape[0] - 1, n_cols), np.int64)
+    max_keys = _max_keys(key_off)
+    for ws in prange(n_ws):
+        _shapeshifter_window_set(out[ws], ws, vals, x0, y0, row_x, row_y, row_ch, key_row, key_lane, key_off,
+                                 pat_idx, pat_off, n_cols, max_keys)
+    return out
+
+
+# ---------------------------------------------------------------- BitTactical's weight schedule
+
+
+@njit()
+def _zero_row(val, t):
+    """Whether row t of a filter set val[R, T, L] holds only zeros."""
+    for f in range(val.shape[0]):
+        for i in range(val.shape[2]):
+            if val[f, t, i] != 0:
+                return False
+    return True
+
+
+@njit()
+def _wrap(lane, lanes):
+    """A lane offset wrapped once into [0, lanes) (offsets never exceed the lanes)."""
+    if lane < 0:
+        return lane + lanes
+    if lane >= lanes:
+        return lane - lanes
+    return lane
+
+
+@njit()
+def _schedule_set(val, trow, tlane, smap, lookahead):
+    """Greedy promotion on one filter set val[R, T, L] (+ its tuples), in place (see vectorized.schedule_sets).
+
+    Candidate counts are kept per zero lane and updated after each swap: the candidate slot that gave its
+    weight away becomes zero, and exactly the zero lanes whose search map reaches that slot lose one.
+    """
+    n_filt, n_rows, lanes = val.shape
+    n_map = smap.shape[0]
+    count = np.zeros(lanes, np.int64)
+    skip = 0
+    for t in range(n_rows):
+        if skip < lookahead and _zero_row(val, t):
+            skip += 1
+            continue
+        skip = 0
+        if t + 1 >= n_rows:
+            continue  # nothing ahead to promote
+        for f in range(n_filt):
+            for i in range(lanes):
+                count[i] = 0
+                if val[f, t, i] != 0:
+                    continue
+                for m in range(n_map):
+                    th = t + smap[m, 0]
+                    if th < n_rows and val[f, th, _wrap(i + smap[m, 1], lanes)] != 0:
+                        count[i] += 1
+            while True:
+                overlap = 0
+                best = -1  # the lowest zero lane with the most candidates
+                for i in range(lanes):
+                    if count[i] > overlap:
+                        overlap = count[i]
+                        best = i
+                if best < 0:
+                    break
+                th, ld = 0, 0
+                for m in range(n_map):  # its first candidate in map order
+                    th = t + smap[m, 0]
+                    ld = _wrap(best + smap[m, 1], lanes)
+                    if th < n_rows and val[f, th, ld] != 0:
+                        break
+                val[f, t, best], val[f, th, ld] = val[f, th, ld], val[f, t, best]
+                trow[f, t, best], trow[f, th, ld] = trow[f, th, ld], trow[f, t, best]
+                tlane[f, t, best], tlane[f, th, ld] = tlane[f, th, ld], tlane[f, t, best]
+                count[best] = 0
+                for m in range(n_map):  # (th, ld) now holds a zero: the lanes reaching it lose a candidate
+                    if t + smap[m, 0] == th:
+                        i = _wrap(ld - smap[m, 1], lanes)
+                        if val[f, t, i] == 0 and count[i] > 0:
+                            count[i] -= 1
+
+
+@njit(parallel=True)
+def schedule_sets(val, trow, tlane, smap, lookahead):
+    """Schedule every filter set of val[S, R, T, L] (+ tuples), in place; the sets in parallel."""
+    for k in prange(val.shape[0]):
+        _schedule_set(val[k], trow[k], tlane[k], smap, lookahead)

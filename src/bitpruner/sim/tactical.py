@@ -54,11 +54,11 @@ Run time (what the engine must do with the :class:`LayerSchedule` of :func:`sche
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
 from bitpruner.errors import ConfigError
-from bitpruner.utils.jit import njit
 
 SEARCH_SHAPES = ("T", "L")
 
@@ -114,136 +114,61 @@ def _check_map(smap: np.ndarray, lanes: int) -> None:
         )
 
 
-@njit()
-def _is_zero_row(val, t):
-    for f in range(val.shape[1]):
-        for i in range(val.shape[2]):
-            if val[t, f, i] != 0:
-                return False
-    return True
-
-
-@njit()
-def _schedule_inplace(val, trow, tlane, smap, lookahead):
-    """Greedy promotion on one filter set's buffer val[T, R, L] (+ tuples), in place."""
-    n_rows, n_filt, lanes = val.shape
-    n_map = smap.shape[0]
-    count = np.zeros(lanes, np.int64)
-    cand_t = np.zeros(lanes, np.int64)
-    cand_l = np.zeros(lanes, np.int64)
-    skip = 0
-    for t in range(n_rows):
-        if skip < lookahead and _is_zero_row(val, t):
-            skip += 1
-            continue
-        skip = 0
-        if t + 1 >= n_rows:
-            continue  # nothing ahead to promote
-        for f in range(n_filt):
-            while True:
-                overlap = -1
-                for i in range(lanes):
-                    count[i] = 0
-                    if val[t, f, i] != 0:
-                        continue
-                    for m in range(n_map):
-                        th = t + smap[m, 0]
-                        if th >= n_rows:
-                            continue
-                        ld = i + smap[m, 1]
-                        if ld < 0:
-                            ld += lanes
-                        if ld >= lanes:
-                            ld -= lanes
-                        if val[th, f, ld] != 0:
-                            if count[i] == 0:
-                                cand_t[i] = th
-                                cand_l[i] = ld
-                            count[i] += 1
-                    if count[i] > 0 and count[i] > overlap:
-                        overlap = count[i]
-                if overlap <= 0:
-                    break
-                for i in range(lanes):
-                    if val[t, f, i] == 0 and count[i] == overlap:
-                        th = cand_t[i]
-                        ld = cand_l[i]
-                        for arr in (val, trow, tlane):
-                            arr[t, f, i], arr[th, f, ld] = arr[th, f, ld], arr[t, f, i]
-                        break
-
-
-@njit()
-def _executed_rows(val, lookahead):
-    """Rows kept by DNNsim's run-time rule: skip an all-zero row unless `lookahead` were just skipped."""
-    n_rows = val.shape[0]
-    keep = np.zeros(n_rows, np.bool_)
-    skip = 0
-    for t in range(n_rows):
-        if skip < lookahead and _is_zero_row(val, t):
-            skip += 1
-            continue
-        skip = 0
-        keep[t] = True
-    return np.nonzero(keep)[0]
-
-
-@njit()
-def _schedule_sets(wsets, trow0, tlane0, smap, lookahead):
-    """Schedule every filter set of wsets[n_sets, R, T, L]; outputs indexed by buffer row."""
-    n_sets, n_filt, n_rows, lanes = wsets.shape
-    sched = np.zeros((n_sets, n_filt, n_rows, lanes), np.int64)
-    srow = np.full((n_sets, n_filt, n_rows, lanes), -1, np.int64)
-    slane = np.full((n_sets, n_filt, n_rows, lanes), -1, np.int64)
-    arow = np.full((n_sets, n_filt, n_rows, lanes), -1, np.int64)
-    alane = np.full((n_sets, n_filt, n_rows, lanes), -1, np.int64)
-    zero_row = np.zeros((n_sets, n_rows), np.bool_)
-    executed = np.zeros((n_sets, n_rows), np.bool_)
-    val = np.empty((n_rows, n_filt, lanes), np.int64)
-    trow = np.empty((n_rows, n_filt, lanes), np.int64)
-    tlane = np.empty((n_rows, n_filt, lanes), np.int64)
-    for k in range(n_sets):
-        for t in range(n_rows):
-            for f in range(n_filt):
-                for i in range(lanes):
-                    val[t, f, i] = wsets[k, f, t, i]
-                    trow[t, f, i] = trow0[t, i]
-                    tlane[t, f, i] = tlane0[t, i]
-        _schedule_inplace(val, trow, tlane, smap, lookahead)
-        executed[k, _executed_rows(val, lookahead)] = True
-        for t in range(n_rows):
-            zero_row[k, t] = _is_zero_row(val, t)
-            for f in range(n_filt):
-                for i in range(lanes):
-                    v = val[t, f, i]
-                    sched[k, f, t, i] = v
-                    if v != 0:
-                        srow[k, f, t, i] = trow[t, f, i]
-                        slane[k, f, t, i] = tlane[t, f, i]
-                    if trow[t, f, i] >= t:
-                        arow[k, f, t, i] = trow[t, f, i]
-                        alane[k, f, t, i] = tlane[t, f, i]
-    return sched, srow, slane, arow, alane, zero_row, executed
-
-
 @dataclass(frozen=True)
 class LayerSchedule:
-    """Scheduled weight buffers of a layer's filter sets, indexed [set, filter, buffer row, lane].
+    """Scheduled weight buffers of a layer's filter sets, indexed [set, filter, buffer row, lane] (int32).
 
-    Filters past a set's ``n_filters`` (padding of the last set) hold 0 / -1.
+    Filters past a set's ``n_filters`` (padding of the last set) hold 0. Each slot keeps the activation tuple
+    (row, lane) of the weight that sits in it; ``act_row``/``act_lane`` (what the slot reads when its row runs)
+    and ``src_row``/``src_lane`` (where its weight came from) derive from the tuples on first use.
     """
 
     sched_w: np.ndarray  # scheduled weight values
-    src_row: np.ndarray  # original row of the weight in the slot, -1 for a zero slot
-    src_lane: np.ndarray  # original lane of the weight in the slot, -1 for a zero slot
-    act_row: np.ndarray  # activation row the slot reads when its row executes (tuple rule), -1: lane skipped
-    act_lane: np.ndarray  # activation lane the slot reads, -1 when the lane is skipped
+    tuple_row: np.ndarray  # activation tuple of each slot: row (DNNsim's (0, 0) on padded lanes)
+    tuple_lane: np.ndarray  # activation tuple of each slot: lane
     zero_row: np.ndarray  # bool [set, row]: the scheduled row is all zero
     executed: np.ndarray  # bool [set, row]: row executed when the set starts with a fresh skip counter
     n_steps: np.ndarray  # int64 [set]: executed rows (steps of the set from a fresh skip counter)
     end_row: np.ndarray  # int64 [set]: DNNsim's wgt_end_time, the last executed row (0 if none)
     n_filters: np.ndarray  # int64 [set]: real filters in each set (the last may be partial)
     lookahead: int
+
+    def act_slots(self, sets: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(row, lane) each filter's lanes read when set sets[j] runs buffer row rows[j]: int32 [n, R, L] each,
+        -1 where DNNsim skips the lane (the slot's tuple row is before the running row: DNNsim's tuple rule,
+        zero weights included) and on padded filters."""
+        arow = self.tuple_row[sets, :, rows]
+        skipped = (arow < np.asarray(rows)[:, None, None]) | (
+            np.arange(arow.shape[1])[None, :, None] >= self.n_filters[sets][:, None, None])
+        return np.where(skipped, -1, arow), np.where(skipped, -1, self.tuple_lane[sets, :, rows])
+
+    @cached_property
+    def act_row(self) -> np.ndarray:
+        """Activation row each slot reads when its row runs, -1: lane skipped (see act_slots)."""
+        return self._act_all()[0]
+
+    @cached_property
+    def act_lane(self) -> np.ndarray:
+        """Activation lane each slot reads when its row runs, -1: lane skipped."""
+        return self._act_all()[1]
+
+    def _act_all(self) -> tuple[np.ndarray, np.ndarray]:
+        n_sets, _, n_rows, _ = self.tuple_row.shape
+        sets, rows = np.repeat(np.arange(n_sets), n_rows), np.tile(np.arange(n_rows), n_sets)
+        arow, alane = self.act_slots(sets, rows)  # [set*row, R, L]
+        shape = (n_sets, n_rows) + arow.shape[1:]
+        return (np.ascontiguousarray(arow.reshape(shape).transpose(0, 2, 1, 3)),
+                np.ascontiguousarray(alane.reshape(shape).transpose(0, 2, 1, 3)))
+
+    @property
+    def src_row(self) -> np.ndarray:
+        """Original row of the weight in each slot, -1 for a zero slot."""
+        return np.where(self.sched_w != 0, self.tuple_row, -1)
+
+    @property
+    def src_lane(self) -> np.ndarray:
+        """Original lane of the weight in each slot, -1 for a zero slot."""
+        return np.where(self.sched_w != 0, self.tuple_lane, -1)
 
     def step_plan(self, tiles: int, n_window_sets: int = 1) -> list[np.ndarray]:
         """DNNsim's tile loop: one int64 [steps, tiles] array of buffer rows (-1: idle) per
@@ -332,24 +257,24 @@ def schedule_layer(
     smap = search_map(lookahead, lookaside, search_shape)
     _check_map(smap, lanes)
     n_sets = -(-n_filt_total // rows_per_set)
-    padded = np.zeros((n_sets * rows_per_set, n_rows, lanes), np.int64)
-    padded[:n_filt_total] = w
-    wsets = padded.reshape(n_sets, rows_per_set, n_rows, lanes)
+    # [set, filter, row, lane]; int32 halves the memory of int64 (weights and tuples are 16-bit values).
+    val = np.zeros((n_sets * rows_per_set, n_rows, lanes), np.int32)
+    val[:n_filt_total] = w
+    val = val.reshape(n_sets, rows_per_set, n_rows, lanes)
     trow0, tlane0 = initial_tuples(n_rows, lanes, n_channels)
-    sched, srow, slane, arow, alane, zero_row, executed = _schedule_sets(
-        wsets, trow0, tlane0, smap, lookahead
-    )
+    trow, tlane = np.empty(val.shape, np.int32), np.empty(val.shape, np.int32)
+    trow[...], tlane[...] = trow0, tlane0
+    from bitpruner.sim.vectorized import schedule_sets
+
+    schedule_sets(val, trow, tlane, smap, lookahead)
+    zero_row = ~val.any(axis=(1, 3))
+    executed = _executed_rows(zero_row, lookahead)
     n_filters = np.minimum(rows_per_set, n_filt_total - np.arange(n_sets) * rows_per_set).astype(np.int64)
-    for k in range(n_sets):  # padded filters are not real: DNNsim never reads them
-        arow[k, n_filters[k] :] = -1
-        alane[k, n_filters[k] :] = -1
     last = np.where(executed.any(axis=1), n_rows - 1 - np.argmax(executed[:, ::-1], axis=1), 0)
     return LayerSchedule(
-        sched_w=sched,
-        src_row=srow,
-        src_lane=slane,
-        act_row=arow,
-        act_lane=alane,
+        sched_w=val,
+        tuple_row=trow,
+        tuple_lane=tlane,
         zero_row=zero_row,
         executed=executed,
         n_steps=executed.sum(axis=1).astype(np.int64),
@@ -357,6 +282,18 @@ def schedule_layer(
         n_filters=n_filters,
         lookahead=int(lookahead),
     )
+
+
+def _executed_rows(zero_row: np.ndarray, lookahead: int) -> np.ndarray:
+    """bool [set, row]: DNNsim's run-time rule, every set from a fresh skip counter: an all-zero row is
+    skipped unless `lookahead` rows were skipped just before it."""
+    executed = np.zeros_like(zero_row)
+    skip = np.zeros(zero_row.shape[0], np.int64)
+    for t in range(zero_row.shape[1]):
+        skipping = (skip < lookahead) & zero_row[:, t]
+        skip = np.where(skipping, skip + 1, 0)
+        executed[:, t] = ~skipping
+    return executed
 
 
 def schedule_filter_set(

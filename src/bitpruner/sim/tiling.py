@@ -24,7 +24,7 @@ MAX_SLICED_KEYS = 63  # keys of a block that fit one int64 bit mask (bit 63 is t
 
 
 class KernelMode(IntEnum):
-    """What `kernels.pattern_costs` computes per PE from the activations a lane pattern selects."""
+    """What `vectorized.pattern_costs` computes per PE from the activations a lane pattern selects."""
 
     PRAGMATIC = 0  # BitPragmatic's two-stage shifter over the magnitudes
     SHAPESHIFTER = 1  # ShapeShifter's precision: max bit count + 1
@@ -130,12 +130,9 @@ def magnitudes(values: np.ndarray, pe_width: int, booth: bool) -> np.ndarray:
     return booth_table()[mag] if booth else mag
 
 
-_POPCOUNT16 = np.array([bin(v).count("1") for v in range(1 << VALUE_BITS)], dtype=np.int64)
-
-
 def popcounts(values: np.ndarray) -> np.ndarray:
-    """Set bits of each (16-bit, non-negative) value."""
-    return _POPCOUNT16[values]
+    """Set bits of each (non-negative) value, int64."""
+    return np.bitwise_count(values).astype(np.int64)
 
 
 def shapeshifter_bits(values: np.ndarray, pe_width: int, signed: bool) -> np.ndarray:
@@ -191,9 +188,9 @@ def conv_total(cost: np.ndarray, n_steps: np.ndarray, reps: int, registers: int)
     `reps` times (activation-side costs, identical for every filter-set group, are passed once).
     """
     if registers > 0:
-        from bitpruner.sim.kernels import ring_cycles
+        from bitpruner.sim.vectorized import ring_cycles
 
-        return int(ring_cycles(cost, n_steps.astype(np.int64), reps, registers))
+        return ring_cycles(cost, n_steps, reps, registers)
     step_max = cost.max(axis=3)  # [WS, filter_groups, S]
     valid = np.arange(cost.shape[2])[None, :] < n_steps[:, None]
     return int(reps * np.where(valid[None], np.maximum(step_max, 1), 0).sum())
@@ -201,17 +198,9 @@ def conv_total(cost: np.ndarray, n_steps: np.ndarray, reps: int, registers: int)
 
 def ring_cycles_per_ws(cost4: np.ndarray, group_steps: np.ndarray, registers: int) -> int:
     """Column-register timing when each window set has its own per-group step counts group_steps[WS, groups]."""
-    from bitpruner.sim.kernels import ring_cycles
+    from bitpruner.sim.vectorized import ring_cycles
 
     # Flatten (ws, group) into one axis of blocks so one ring_cycles call keeps the registers' state.
     n_ws, n_groups, s_max, cols = cost4.shape
     flat = cost4.reshape(1, n_ws * n_groups, s_max, cols)
-    return int(ring_cycles(np.ascontiguousarray(flat), group_steps.reshape(-1).astype(np.int64), 1, registers))
-
-
-def unique_rows(rows: np.ndarray) -> np.ndarray:
-    """Distinct rows of a 2-D integer array, sorted lexicographically (first column most significant)."""
-    ordered = rows[np.lexsort(rows.T[::-1])]
-    keep = np.ones(ordered.shape[0], dtype=bool)
-    keep[1:] = (ordered[1:] != ordered[:-1]).any(axis=1)
-    return ordered[keep]
+    return ring_cycles(flat, group_steps.reshape(-1), 1, registers)

@@ -1,0 +1,293 @@
+"""The simulator's kernels in numpy, and the choice between them and their numba forms (``kernels.py``).
+
+Loading numba and its first cached kernel costs a few tenths of a second and ~130 MiB of resident memory, more
+than a small layer takes in numpy. Each public function here estimates its work and runs the numba kernel
+only when :func:`bitpruner.utils.jit.use_jit` says it pays (``BITPRUNER_JIT=always|never`` forces one form);
+both forms return identical results (tests run both against the plain reference).
+
+- :func:`shifter_rows`: BitPragmatic's two-stage shifter over rows of lane values;
+- :func:`ring_cycles`: column-register timing (a sequential recurrence: plain Python when short);
+- :func:`pattern_costs`: BitTacticalE/P's max over lane patterns per window and plan step;
+- :func:`schedule_sets`: BitTactical's greedy weight promotion, all filter sets at once.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from bitpruner.sim.tiling import FULL_REACH, KernelMode
+from bitpruner.utils.jit import use_jit
+
+# Work (units below) at which numpy's time matches numba's start-up, measured on the 2-core development machine.
+SHIFTER_JIT_WORK = 4_000_000  # lane values through the shifter (partial reach; full/zero reach stay in numpy)
+RING_JIT_WORK = 1_500_000  # steps x columns of the column-register recurrence
+PATTERN_JIT_WORK = 150_000_000  # windows x lane patterns x lanes of BitTacticalE/P (shifter cost 0 or full reach)
+PATTERN_SHIFTER_FACTOR = 4  # the partial-reach shifter costs about this many times more per lane value
+SCHEDULE_JIT_WORK = 1_000_000  # filters x buffer rows x lanes to schedule
+MAX_MASK_LANES = 63  # lanes of a filter row that fit one uint64 bit mask with room to rotate
+NIBBLE_BITS, NIBBLE_LANES = 4, 16  # up to 16 lanes' candidate counts (each <= NIBBLE) packed in one uint64
+NIBBLE = (1 << NIBBLE_BITS) - 1
+# Values per numpy pass (bounds the temporaries to a few MiB): narrow gathered values in the pattern costs,
+# int32 lane values in the shifter (about five temporaries of each).
+PATTERN_CHUNK = 1 << 18
+SHIFTER_CHUNK = 1 << 16
+_NO_BIT = 1 << 30  # above any lowest set bit of a 16-bit value shifted by the reach
+
+
+# ---------------------------------------------------------------- the two-stage shifter
+
+
+def shifter_rows(vals: np.ndarray, reach: int) -> np.ndarray:
+    """Shifter cycles (at least 1) of each row of vals[N, L] (non-negative magnitudes < 2**16): int64 [N].
+
+    `reach` = 2**bits_first_stage - 1 capped at FULL_REACH. Each cycle the offset is the lowest set bit over
+    the row's lanes, and every lane clears its lowest set bit if it lies within `reach` bits of it.
+    """
+    vals = np.asarray(vals)
+    if vals.shape[0] == 0:
+        return np.zeros(0, np.int64)
+    if reach == 0:  # one shared shifter: one cycle per bit column holding a one
+        cycles = np.bitwise_count(np.bitwise_or.reduce(vals, axis=1)).astype(np.int64)
+        return np.maximum(cycles, 1)
+    if reach >= FULL_REACH:  # one shifter per lane: the lane with the most ones decides
+        return np.maximum(np.bitwise_count(vals).max(axis=1).astype(np.int64), 1)
+    if use_jit(vals.size, SHIFTER_JIT_WORK):
+        from bitpruner.sim.kernels import pragmatic_rows
+
+        return pragmatic_rows(np.ascontiguousarray(vals, dtype=np.int64), reach)
+    step = max(1, SHIFTER_CHUNK // max(1, vals.shape[1]))
+    return np.concatenate([_shifter_rows_numpy(vals[r : r + step], reach) for r in range(0, vals.shape[0], step)])
+
+
+def _shifter_rows_numpy(vals: np.ndarray, reach: int) -> np.ndarray:
+    """The partial-reach shifter, one cycle of every unfinished row per numpy pass (at most 16 passes)."""
+    cycles = np.ones(vals.shape[0], np.int64)
+    rows = np.flatnonzero(vals.any(axis=1))
+    v = vals[rows].astype(np.int32)
+    cycles[rows] = 0
+    while rows.size:
+        low = v & -v  # each lane's lowest set bit (0: lane done)
+        off = np.where(low > 0, low, _NO_BIT).min(axis=1)
+        v ^= np.where(low <= (off << reach)[:, None], low, 0)
+        cycles[rows] += 1
+        busy = v.any(axis=1)
+        if not busy.all():
+            rows, v = rows[busy], v[busy]
+    return cycles
+
+
+# ---------------------------------------------------------------- column registers
+
+
+def ring_cycles(cost: np.ndarray, n_steps: np.ndarray, reps: int, registers: int) -> int:
+    """Column-register timing of cost[WS, groups, S, Cc]; steps run ws -> (reps x group) -> s < n_steps[group].
+
+    Each step column c starts at max(rc, cc[c]) and adds its cost; rc is the ring's oldest max(cc) (the ring
+    holds the last `registers` values of max(cc), initially 0). Returns max(cc).
+    """
+    n_ws, n_groups, _, n_cols = cost.shape
+    n_steps = np.asarray(n_steps, np.int64)
+    if use_jit(n_ws * reps * int(n_steps.sum()) * n_cols, RING_JIT_WORK):
+        from bitpruner.sim.kernels import ring_cycles as ring_jit
+
+        return int(ring_jit(np.ascontiguousarray(cost, dtype=np.int64), n_steps, reps, registers))
+    return _ring_cycles_python(cost, n_steps, reps, registers)
+
+
+def _ring_cycles_python(cost: np.ndarray, n_steps: np.ndarray, reps: int, registers: int) -> int:
+    """The recurrence on Python ints (a per-step numpy call would cost more than the step); one window set's
+    costs are turned into lists at a time, which bounds the memory."""
+    n_cols = cost.shape[3]
+    steps = n_steps.tolist()
+    cc, ring, idx, rc = [0] * n_cols, [0] * registers, 0, 0
+    for ws_cost in cost:
+        groups = [grp[:n] for grp, n in zip(ws_cost.tolist(), steps, strict=True)]
+        for _ in range(reps):
+            for grp in groups:
+                for step in grp:
+                    cc = [(c if c > rc else rc) + m for c, m in zip(cc, step, strict=True)]
+                    rc = ring[idx]
+                    ring[idx] = max(cc)
+                    idx = idx + 1 if idx + 1 < registers else 0
+    return max(cc)
+
+
+# ---------------------------------------------------------------- BitTacticalE / BitTacticalP pattern costs
+
+
+def pattern_costs(vals, x0, y0, row_x, row_y, row_ch, key_row, key_lane, key_off, pat_idx, pat_mask, pat_off,
+                  n_cols: int, mode: KernelMode, reach: int) -> np.ndarray:
+    """Per window and block (plan step), the max over the block's lane patterns of a per-PE cost.
+
+    vals[Xp, Yp, Cpad]: per activation its magnitude (KernelMode.PRAGMATIC: the shifter's cycles) or its
+    ShapeShifter bit count (KernelMode.SHAPESHIFTER: max + 1). Window w starts at (x0[w], y0[w]); buffer row
+    r reads (+row_x[r], +row_y[r]) and channels row_ch[r] + lane. Block b reads the keys (key_row[j],
+    key_lane[j]), j in key_off[b]:key_off[b+1]; its patterns pat_off[b]:pat_off[b+1] list per lane an index
+    into those keys (-1: idle); pat_mask[p] is the set of keys pattern p reads (numba's bit-sliced shifter).
+    Returns int64 [ceil(W / n_cols), n_blocks, n_cols] (0 where a column has no window).
+    """
+    n_win, n_blocks, lanes = x0.shape[0], pat_off.shape[0] - 1, pat_idx.shape[1]
+    if use_jit(n_win * pat_idx.shape[0] * lanes, PATTERN_JIT_WORK):
+        from bitpruner.sim import kernels
+
+        kernel = kernels.pattern_costs_pragmatic if mode == KernelMode.PRAGMATIC else kernels.pattern_costs_shapeshifter
+        return kernel(np.ascontiguousarray(vals, dtype=np.int64), x0, y0, row_x, row_y, row_ch, key_row, key_lane,
+                      key_off, pat_idx, pat_mask, pat_off, n_cols, reach)
+    n_ws = -(-n_win // n_cols)
+    out = np.zeros((n_ws * n_cols, n_blocks), np.int64)
+    if n_blocks == 0 or n_win == 0:
+        return out.reshape(n_ws, n_cols, n_blocks).transpose(0, 2, 1)
+    _, yp, cpad = vals.shape
+    # Flat offsets: window origin + key position, so one gather reads every key of every window of a chunk.
+    key_at = (row_x[key_row] * yp + row_y[key_row]) * cpad + row_ch[key_row] + key_lane
+    win_at = (x0 * yp + y0) * cpad
+    n_keys = key_row.shape[0]
+    blk = np.repeat(np.arange(n_blocks), np.diff(pat_off))
+    # Pattern lanes as columns of the gathered keys; an idle lane reads an extra column (0, or -1 for bit counts).
+    lanes_at = np.where(pat_idx >= 0, pat_idx + key_off[blk][:, None], n_keys)
+    # Magnitudes fit 16 bits and bit counts 8: narrow values make the gathers below cheap.
+    if mode == KernelMode.SHAPESHIFTER:
+        idle, flat = -1, vals.reshape(-1).astype(np.int8)
+    else:
+        idle, flat = 0, vals.reshape(-1).astype(np.uint16)
+    step = max(1, PATTERN_CHUNK // max(1, lanes_at.size))
+    for w0 in range(0, n_win, step):
+        w1 = min(n_win, w0 + step)
+        keys = np.empty((w1 - w0, n_keys + 1), flat.dtype)
+        keys[:, :n_keys] = flat[win_at[w0:w1, None] + key_at[None, :]]
+        keys[:, n_keys] = idle
+        pats = keys[:, lanes_at]  # [windows, patterns, lanes]
+        if mode == KernelMode.SHAPESHIFTER:
+            top = pats.max(axis=2)
+            cost = np.where(top >= 0, top + 1, 1)
+        else:
+            cost = shifter_rows(pats.reshape(-1, lanes), reach).reshape(w1 - w0, -1)
+        out[w0:w1] = np.maximum.reduceat(cost, pat_off[:-1], axis=1)
+    return np.ascontiguousarray(out.reshape(n_ws, n_cols, n_blocks).transpose(0, 2, 1))
+
+
+# ---------------------------------------------------------------- BitTactical's weight schedule
+
+
+def schedule_sets(val: np.ndarray, trow: np.ndarray, tlane: np.ndarray, smap: np.ndarray, lookahead: int) -> None:
+    """Greedy promotion (DNNsim's ``BitTactical::original_schedule``) of every filter set, in place.
+
+    val[S, R, T, L] (int32 weights of S filter sets of R filters, T buffer rows, L lanes) and the slots'
+    activation tuples trow/tlane (same shape) are rescheduled together; smap[M, 2] is the sorted search map
+    of (row offset, lane offset). Rows in order; a row whose R*L weights are all zero is skipped if fewer than
+    `lookahead` rows were skipped just before it; otherwise each filter repeatedly fills its zero lane with
+    the most candidates (the lowest such lane) with that lane's first candidate in map order, until no zero
+    lane has one.
+    """
+    if use_jit(val.size, SCHEDULE_JIT_WORK):
+        from bitpruner.sim.kernels import schedule_sets as schedule_jit
+
+        schedule_jit(val, trow, tlane, smap.astype(np.int64), lookahead)
+    elif val.shape[3] <= MAX_MASK_LANES:
+        _schedule_sets_masks(val, trow, tlane, smap, lookahead)
+    else:
+        _schedule_sets_lanes(val, trow, tlane, smap, lookahead)
+
+
+@functools.cache
+def _nibble_table() -> np.ndarray:
+    """uint64 [2**NIBBLE_LANES]: each mask with bit i moved to bit NIBBLE_BITS * i (summing these counts per lane)."""
+    masks = np.arange(1 << NIBBLE_LANES, dtype=np.uint64)
+    out = np.zeros_like(masks)
+    for i in range(NIBBLE_LANES):
+        out |= ((masks >> np.uint64(i)) & np.uint64(1)) << np.uint64(NIBBLE_BITS * i)
+    out.setflags(write=False)
+    return out
+
+
+def _schedule_sets_masks(val, trow, tlane, smap, lookahead) -> None:
+    """The promotion vectorized over every filter of every set: per row, one numpy pass per filled lane over
+    the filters still filling. Each (filter, row)'s non-zero lanes are a uint64 bit mask, so a map entry's
+    candidates for every lane are one rotation of the mask of the row it looks at; slots move as indices into
+    the original buffer (a weight and its tuple always move together)."""
+    n_sets, n_filt, n_rows, lanes = val.shape
+    n = n_sets * n_filt
+    flat_v = val.reshape(n, n_rows * lanes)
+    one, full = np.uint64(1), np.uint64((1 << lanes) - 1)
+    lane_bits = np.arange(lanes, dtype=np.uint64)
+    nz = ((flat_v.reshape(n, n_rows, lanes) != 0).astype(np.uint64) << lane_bits).sum(axis=2, dtype=np.uint64)
+    slot = np.broadcast_to(np.arange(n_rows * lanes, dtype=np.int32), (n, n_rows * lanes)).copy()
+    set_of = np.repeat(np.arange(n_sets), n_filt)
+    dh, dd = smap[:, 0].astype(np.int64), smap[:, 1].astype(np.int64)
+    # Rotation of a row's mask that puts the lane (i + dd) mod L at bit i: right by s, left by L - s.
+    right = (dd % lanes).astype(np.uint64)
+    left = np.where(right == 0, np.uint64(63), np.uint64(lanes) - right)  # right == 0: the left part is dropped
+    keep_left = np.where(right == 0, np.uint64(0), full)
+    nibbles = _nibble_table() if lanes <= NIBBLE_LANES and smap.shape[0] <= NIBBLE else None
+    nibble_shift = NIBBLE_BITS * lane_bits
+    skip = np.zeros(n_sets, np.int64)
+    for t in range(n_rows):
+        zero_row = ~nz[:, t].reshape(n_sets, n_filt).any(axis=1)
+        skipping = (skip < lookahead) & zero_row
+        skip = np.where(skipping, skip + 1, 0)
+        ok = t + dh < n_rows
+        if t + 1 >= n_rows or not ok.any():
+            continue  # nothing ahead to promote
+        ahead, m_right, m_left, m_keep, m_dd = t + dh[ok], right[ok], left[ok], keep_left[ok], dd[ok]
+        filters = np.flatnonzero(~skipping[set_of] & (nz[:, t] != full))
+        while filters.size:
+            x = nz[filters[:, None], ahead[None, :]]  # [F, M]
+            cand = ((x >> m_right) | ((x << m_left) & m_keep)) & (~nz[filters, t] & full)[:, None]
+            if nibbles is not None:  # per lane a 4-bit count: sum the map entries' spread masks
+                count = (nibbles[cand].sum(axis=1)[:, None] >> nibble_shift) & NIBBLE
+            else:
+                count = ((cand[:, :, None] >> lane_bits) & one).sum(axis=1)  # [F, L]
+            i = count.argmax(axis=1)  # the lowest zero lane with the most candidates
+            go = count[np.arange(filters.size), i] > 0
+            if not go.all():
+                filters, cand, i = filters[go], cand[go], i[go]
+            m = ((cand >> i.astype(np.uint64)[:, None]) & one).argmax(axis=1)  # its first candidate in map order
+            th, ld = ahead[m], (i + m_dd[m]) % lanes
+            here, there = t * lanes + i, th * lanes + ld
+            slot[filters, here], slot[filters, there] = slot[filters, there], slot[filters, here]
+            nz[filters, t] |= one << i.astype(np.uint64)
+            nz[filters, th] &= ~(one << ld.astype(np.uint64))
+    # Every slot takes the weight and the tuple of the slot it now holds.
+    for arr in (val, trow, tlane):
+        flat = arr.reshape(n, n_rows * lanes)
+        flat[:] = np.take_along_axis(flat, slot, axis=1)
+
+
+def _schedule_sets_lanes(val, trow, tlane, smap, lookahead) -> None:
+    """The promotion vectorized over every filter of every set, lane by lane (any number of lanes)."""
+    n_sets, n_filt, n_rows, lanes = val.shape
+    flat_v, flat_r, flat_l = (a.reshape(n_sets * n_filt, n_rows, lanes) for a in (val, trow, tlane))
+    set_of = np.repeat(np.arange(n_sets), n_filt)
+    lane = np.arange(lanes)
+    # Map entry m read from zero lane i: row t + smap[m, 0], lane (i + smap[m, 1]) wrapped once into [0, L).
+    map_lane = (lane[:, None] + smap[None, :, 1]) % lanes  # [L, M]
+    skip = np.zeros(n_sets, np.int64)
+    for t in range(n_rows):
+        zero_row = ~val[:, :, t, :].reshape(n_sets, -1).any(axis=1)
+        skipping = (skip < lookahead) & zero_row
+        skip = np.where(skipping, skip + 1, 0)
+        if t + 1 >= n_rows:
+            continue  # nothing ahead to promote
+        rows = t + smap[:, 0]  # [M]
+        valid = rows < n_rows
+        if not valid.any():
+            continue
+        filters = np.flatnonzero(~skipping[set_of])
+        m_rows = np.where(valid, rows, t)
+        while filters.size:
+            here = flat_v[filters, t]  # [F, L]
+            ahead = flat_v[filters[:, None, None], m_rows[None, None, :], map_lane[None, :, :]]  # [F, L, M]
+            cand = (ahead != 0) & valid[None, None, :] & (here == 0)[:, :, None]
+            count = cand.sum(axis=2)
+            overlap = count.max(axis=1)
+            go = overlap > 0
+            if not go.any():
+                break
+            filters, count, cand, overlap = filters[go], count[go], cand[go], overlap[go]
+            i = np.argmax(count == overlap[:, None], axis=1)  # the lowest zero lane with the most candidates
+            m = np.argmax(cand[np.arange(filters.size), i], axis=1)  # its first candidate in map order
+            th, ld = rows[m], map_lane[i, m]
+            for arr in (flat_v, flat_r, flat_l):
+                arr[filters, t, i], arr[filters, th, ld] = arr[filters, th, ld], arr[filters, t, i]
