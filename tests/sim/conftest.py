@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from bitpruner.sim.traces import LayerTrace
+from bitpruner.utils.jit import JIT_ENV
 
 
 def random_values(rng, shape, signed=True, sparsity=0.4, max_mag=255):
@@ -27,3 +28,10 @@ def random_layer(rng, kind="conv", signed_acts=False, max_mag=255, sparsity=0.4,
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(params=["never", "always"])
+def jit_mode(request, monkeypatch):
+    """Run the test with the kernels' numpy forms, then with their numba forms (``BITPRUNER_JIT``)."""
+    monkeypatch.setenv(JIT_ENV, request.param)
+    return request.param

@@ -10,19 +10,29 @@ from tests.sim.conftest import random_layer
 from bitpruner.sim.accelerators import accelerator_from_config
 from bitpruner.sim.booth import BOOTH_TABLE_SIZE, booth_scan, booth_table
 from bitpruner.sim.engine import simulate_layer
-from bitpruner.sim.kernels import pragmatic_rows
 from bitpruner.sim.params import SimParams
+from bitpruner.sim.reference import _pragmatic
 from bitpruner.sim.traces import LayerTrace
+from bitpruner.sim.vectorized import shifter_rows
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf" / "accelerator"
 
 
 def shifter(rows, bits_first_stage):
     reach = min((1 << bits_first_stage) - 1, 15)
-    return pragmatic_rows(np.asarray(rows, dtype=np.int64), reach)
+    return shifter_rows(np.asarray(rows, dtype=np.int64), reach)
 
 
-def test_shifter_limits(rng):
+@pytest.mark.parametrize("bits_first_stage", [1, 2, 3])
+def test_shifter_matches_the_literal_scan(rng, jit_mode, bits_first_stage):
+    # Sparse rows of 16-bit values (Booth-recoded magnitudes reach bit 15), all-zero rows included.
+    rows = rng.integers(0, 1 << 16, (300, 16)) * (rng.random((300, 16)) < 0.4)
+    rows[::7] = 0
+    expected = [_pragmatic([int(v) for v in row], bits_first_stage) for row in rows]
+    assert shifter(rows, bits_first_stage).tolist() == expected
+
+
+def test_shifter_limits(rng, jit_mode):
     rows = rng.integers(0, 1 << 15, (200, 16)) * (rng.random((200, 16)) < 0.7)
     popcount = np.vectorize(lambda v: bin(int(v)).count("1"))
     or_pop = popcount(np.bitwise_or.reduce(rows, axis=1))
@@ -33,7 +43,7 @@ def test_shifter_limits(rng):
     assert np.all((mid >= np.maximum(max_pop, 1)) & (mid <= np.maximum(or_pop, 1)))
 
 
-def test_shifter_hand_cases():
+def test_shifter_hand_cases(jit_mode):
     # lanes 0b1010 and 0b0101: bit columns {0,1,2,3} -> 4 cycles shared; each lane has 2 ones.
     assert shifter([[0b1010, 0b0101]], 0)[0] == 4
     assert shifter([[0b1010, 0b0101]], 1)[0] == 2  # reach 1: offset 0 clears bit0 and bit1 together

@@ -186,9 +186,9 @@ def test_accelerator_node_builds_the_design_and_its_params():
 
 
 def _numba_settings(env_extra, first=""):
-    code = (f"{first}import numba; from bitpruner.sim import kernels; "
-            "print(numba.config.CACHE_DIR); print(numba.config.THREADING_LAYER); "
-            "print(kernels.pragmatic_rows._cache._cache_path)")
+    imports = f"{first}from bitpruner.sim import kernels; import numba; "
+    code = (f"{imports}print(numba.config.CACHE_DIR); print(numba.config.THREADING_LAYER); "
+            "print(kernels.ring_cycles._cache._cache_path)")
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("NUMBA_")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**env, **env_extra}).stdout
@@ -212,7 +212,8 @@ def test_numba_environment_wins(tmp_path):
 
 @pytest.mark.slow
 def test_kernels_compile_into_the_user_cache(tmp_path):
-    code = "import numpy as np; from bitpruner.sim.kernels import pragmatic_rows; pragmatic_rows(np.ones((1, 2), np.int64), 0)"
+    code = ("import numpy as np; from bitpruner.sim.kernels import ring_cycles; "
+            "ring_cycles(np.ones((1, 1, 2, 3), np.int64), np.array([2]), 1, np.zeros(3, np.int64), np.zeros(2, np.int64))")
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("NUMBA_")}
     subprocess.run([sys.executable, "-c", code], check=True, env={**env, "XDG_CACHE_HOME": str(tmp_path)})
-    assert list((tmp_path / "bitpruner" / "numba").rglob("kernels.pragmatic_rows-*.nbi"))
+    assert list((tmp_path / "bitpruner" / "numba").rglob("kernels.ring_cycles-*.nbi"))

@@ -1,5 +1,6 @@
-"""The numba engine against the plain reference, on small random layers, geometry edge cases and the branches
-that only unusual layers reach (each such test first asserts that its layer does reach the branch)."""
+"""The engine against the plain reference, on small random layers, geometry edge cases and the branches that
+only unusual layers reach (each such test first asserts that its layer does reach the branch). Tests taking
+`jit_mode` run twice: with the kernels' numpy forms and with their numba forms."""
 
 import numpy as np
 import pytest
@@ -7,11 +8,11 @@ from tests.sim.conftest import random_layer, random_values
 
 from bitpruner.sim.costs import tactical_blocks
 from bitpruner.sim.designs import ARCHS, DESIGNS, design_of, params_for
-from bitpruner.sim.engine import LayerSimulator, simulate_layer
+from bitpruner.sim.engine import LayerSimulator, simulate_layer, simulate_network
 from bitpruner.sim.params import SimParams
 from bitpruner.sim.reference import reference_cycles
 from bitpruner.sim.tiling import MAX_SLICED_KEYS, KernelMode, shifter_reach
-from bitpruner.sim.traces import LayerTrace
+from bitpruner.sim.traces import LayerTrace, NetworkTrace
 
 SMALL = dict(lanes=4, columns=3, rows=2, tiles=2)
 TACTICAL = [d.name for d in DESIGNS if d.scheduled]
@@ -30,7 +31,7 @@ def assert_same(layer, arch, params):
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_engine_matches_reference_random_conv(arch):
+def test_engine_matches_reference_random_conv(arch, jit_mode):
     rng = np.random.default_rng(7)
     for trial in range(3):
         params = SimParams(**SMALL, bits_first_stage=trial, column_registers=trial % 3,
@@ -40,7 +41,7 @@ def test_engine_matches_reference_random_conv(arch):
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_engine_matches_reference_fc_several_groups(arch):
+def test_engine_matches_reference_fc_several_groups(arch, jit_mode):
     rng = np.random.default_rng(11)
     # K=13 filters over rows*tiles=4 per group: 4 groups; C=10 / 17 over 4 lanes: T=3 / 5 rows on 3 columns.
     for C in (10, 17):
@@ -50,7 +51,7 @@ def test_engine_matches_reference_fc_several_groups(arch):
 
 @pytest.mark.parametrize("arch", [d.name for d in DESIGNS if d.takes("column_registers")])
 @pytest.mark.parametrize("registers", [1, 2, 5])
-def test_column_registers_match_reference(arch, registers):
+def test_column_registers_match_reference(arch, registers, jit_mode):
     rng = np.random.default_rng(registers)
     # 4x4 outputs over 3 columns: the last window set holds a single window.
     layer = random_layer(rng, "conv", K=5, C=6, k=2, X=5)
@@ -72,21 +73,21 @@ def test_column_registers_match_reference(arch, registers):
     ],
 )
 @pytest.mark.parametrize("arch", ["BitPragmatic", "Laconic", "Loom", "BitTacticalE", "PragmaticW"])
-def test_geometry_edge_cases(shape, arch):
+def test_geometry_edge_cases(shape, arch, jit_mode):
     rng = np.random.default_rng(3)
     layer = random_layer(rng, "conv", signed_acts=True, **shape)
     assert_same(layer, arch, SimParams(**SMALL, bits_first_stage=1))
 
 
 @pytest.mark.parametrize("arch", [d.name for d in DESIGNS if d.takes("booth_encoding")])
-def test_booth_on_and_off_match_reference(arch):
+def test_booth_on_and_off_match_reference(arch, jit_mode):
     rng = np.random.default_rng(5)
     layer = random_layer(rng, "conv", K=4, C=6, k=2, X=4, max_mag=4000)
     for booth in (False, True):
         assert_same(layer, arch, SimParams(**SMALL, booth_encoding=booth, bits_first_stage=1))
 
 
-def test_default_geometry_matches_reference():
+def test_default_geometry_matches_reference(jit_mode):
     rng = np.random.default_rng(9)
     layer = random_layer(rng, "conv", K=20, C=18, k=3, X=6, pad=1)
     for arch in ("BitPragmatic", "ShapeShifter", "BitTacticalP"):
@@ -100,6 +101,20 @@ def test_samples_add_up(rng):
     one = simulate_layer(layer, "BitPragmatic", params)
     two = simulate_layer(layer, "BitPragmatic", params, samples=2)
     assert two == one + reference_cycles(layer, "BitPragmatic", params, sample=1)
+
+
+@pytest.mark.parametrize("arch", ["BitPragmatic", "Laconic", "ShapeShifter", "BitTacticalE", "PragmaticW"])
+def test_samples_run_in_threads_and_add_up(arch, jit_mode, monkeypatch):
+    # 5 samples on 2 threads: the first fills the layer's shared state, the other four run concurrently.
+    monkeypatch.setenv("NUMBA_NUM_THREADS", "2")
+    rng = np.random.default_rng(8)
+    layer = random_layer(rng, "conv", K=6, C=7, k=2, X=5, pad=1)
+    layer.activations = random_values(rng, (5, 7, 5, 5), signed=False, max_mag=300)
+    params = params_for(design_of(arch), SimParams(**SMALL, bits_first_stage=2, column_registers=1))
+    expected = sum(reference_cycles(layer, arch, params, sample=s) for s in range(5))
+    assert simulate_layer(layer, arch, params, samples=5) == expected
+    net = NetworkTrace("n", [layer, layer])
+    assert [r.compute_cycles for r in simulate_network(net, arch, params, samples=5)] == [expected] * 2
 
 
 def test_simulate_network_api(rng):
@@ -124,7 +139,7 @@ def non_square_layer(rng, stride, pad, kx=3, ky=2):
 
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("stride, pad", [(1, 0), (2, 1)])
-def test_non_square_outputs_match_reference(arch, stride, pad):
+def test_non_square_outputs_match_reference(arch, stride, pad, jit_mode):
     rng = np.random.default_rng(21 + stride)
     layer = non_square_layer(rng, stride, pad)
     params = SimParams(**SMALL, bits_first_stage=1, column_registers=1)
@@ -135,7 +150,7 @@ def test_non_square_outputs_match_reference(arch, stride, pad):
 
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("pe_width", [8, 12])
-def test_narrow_pe_width_matches_reference(arch, pe_width):
+def test_narrow_pe_width_matches_reference(arch, pe_width, jit_mode):
     # Values up to 4000 need 12 bits: the serial operands are cut to their low pe_width bits.
     rng = np.random.default_rng(pe_width)
     layer = random_layer(rng, "conv", signed_acts=True, K=5, C=6, k=2, X=4, max_mag=4000)
@@ -160,7 +175,7 @@ def wide_block_layer():
 
 @pytest.mark.parametrize("bits_first_stage", [1, 2])
 @pytest.mark.parametrize("registers", [0, 2])
-def test_tactical_e_blocks_beyond_sliced_keys_match_reference(bits_first_stage, registers):
+def test_tactical_e_blocks_beyond_sliced_keys_match_reference(bits_first_stage, registers, jit_mode):
     layer = wide_block_layer()
     params = SimParams(lanes=16, columns=2, rows=2, tiles=4, bits_first_stage=bits_first_stage,
                        column_registers=registers)
@@ -174,7 +189,7 @@ def test_tactical_e_blocks_beyond_sliced_keys_match_reference(bits_first_stage, 
 
 @pytest.mark.parametrize("bits_first_stage", [4, 6])
 @pytest.mark.parametrize("booth", [False, True])
-def test_tactical_e_full_reach_shifter_matches_reference(bits_first_stage, booth):
+def test_tactical_e_full_reach_shifter_matches_reference(bits_first_stage, booth, jit_mode):
     rng = np.random.default_rng(bits_first_stage)
     layer = random_layer(rng, "conv", K=6, C=9, k=2, X=4, max_mag=4000)
     params = SimParams(**SMALL, bits_first_stage=bits_first_stage, column_registers=1, booth_encoding=booth)
@@ -197,7 +212,7 @@ def per_window_set_plan_layer():
 
 @pytest.mark.parametrize("arch", TACTICAL)
 @pytest.mark.parametrize("registers", [0, 1, 3])
-def test_window_sets_with_their_own_plans_match_reference(arch, registers):
+def test_window_sets_with_their_own_plans_match_reference(arch, registers, jit_mode):
     layer = per_window_set_plan_layer()
     params = params_for(design_of(arch), SimParams(lanes=4, columns=3, rows=2, tiles=1,
                                                    column_registers=registers, bits_first_stage=1))
@@ -210,7 +225,7 @@ def test_window_sets_with_their_own_plans_match_reference(arch, registers):
 
 @pytest.mark.parametrize("arch", TACTICAL)
 @pytest.mark.parametrize("kind", ["conv", "fc"])
-def test_all_zero_weights_with_no_step_match_reference(arch, kind):
+def test_all_zero_weights_with_no_step_match_reference(arch, kind, jit_mode):
     # Every row zero, T <= lookahead, one window and one group: no step at all (DNNsim hangs here).
     shape = (2, 8, 1, 1) if kind == "conv" else (2, 8)
     acts = np.ones((1, 8, 1, 1), int) if kind == "conv" else np.ones((1, 8), int)

@@ -39,8 +39,20 @@ def test_search_map_l_shape_and_errors():
 # ---------------------------------------------------------------- kernel == reference
 
 
+def assert_matches_reference(sch, k, w, h, d, n_channels, shape):
+    """Set k of `sch` equals the plain scheduler run on that set's weights w[R, T, L]."""
+    buf, executed = schedule_reference(w, h, d, n_channels, shape)
+    assert list(np.nonzero(sch.executed[k])[0]) == executed
+    n_filt, n_rows, lanes = w.shape
+    got = np.stack([sch.sched_w[k, :n_filt], sch.src_row[k, :n_filt], sch.src_lane[k, :n_filt],
+                    sch.act_row[k, :n_filt], sch.act_lane[k, :n_filt]], axis=-1)  # [R, T, L, 5]
+    want = np.array([[[(v, *((r, c) if v != 0 else (-1, -1)), *((r, c) if r >= t else (-1, -1)))
+                       for v, r, c in buf[t][f]] for t in range(n_rows)] for f in range(n_filt)])
+    assert np.array_equal(got, want.reshape(got.shape))
+
+
 @pytest.mark.parametrize("seed", range(6))
-def test_kernel_matches_plain_reference(seed):
+def test_kernel_matches_plain_reference(seed, jit_mode):
     rng = np.random.default_rng(seed)
     for _ in range(25):
         n_filt, n_rows, lanes = int(rng.integers(1, 5)), int(rng.integers(1, 9)), int(rng.integers(6, 9))
@@ -61,6 +73,20 @@ def test_kernel_matches_plain_reference(seed):
                     assert (sch.src_row[0, f, t, i], sch.src_lane[0, f, t, i]) == src
                     act = (trow, tlane) if trow >= t else (-1, -1)
                     assert (sch.act_row[0, f, t, i], sch.act_lane[0, f, t, i]) == act
+
+
+@pytest.mark.parametrize("lanes", [16, 70])  # 70 lanes: beyond one bit mask (the numpy form goes lane by lane)
+def test_every_filter_set_matches_plain_reference(jit_mode, lanes):
+    # Several sets per call (the forms work on all sets at once), each with its own skip counter: set 1 has
+    # all-zero rows to skip, the last set is partial.
+    rng = np.random.default_rng(lanes)
+    w = sparse_weights(rng, (11, 9, lanes), 0.35)
+    w[4:8, 2:5] = 0
+    sch = schedule_layer(w, 4, 2, 5, n_channels=9 * lanes - 3)
+    # rows 2, 3 skipped; row 4 runs (at most lookahead = 2 skips in a row) and is filled from rows 5, 6
+    assert sch.zero_row[1, 2:4].all() and not sch.executed[1, 2:4].any() and sch.executed[1, 4]
+    for k, start in enumerate(range(0, 11, 4)):
+        assert_matches_reference(sch, k, w[start : start + 4], 2, 5, 9 * lanes - 3, "T")
 
 
 # ---------------------------------------------------------------- hand-made schedules

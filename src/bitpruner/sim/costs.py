@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bitpruner.sim import vectorized
 from bitpruner.sim.tiling import (
     FULL_REACH,
     MAX_SLICED_KEYS,
@@ -40,8 +41,8 @@ if TYPE_CHECKING:
     from bitpruner.sim.engine import LayerSimulator
 
 # Block-qualified keys are deduplicated with a presence table when it has at most this many slots per key read
-# (a table of booleans and its int64 running count, no larger than the pattern arrays it serves).
-DENSE_KEYS_PER_ENTRY = 4
+# (booleans and their int32 running count: about as large as the int64 pattern arrays it serves).
+DENSE_KEYS_PER_ENTRY = 2
 
 
 # ---------------------------------------------------------------- bit-parallel designs
@@ -180,63 +181,76 @@ def tactical_blocks(sim: LayerSimulator, plans: list[np.ndarray], mode: KernelMo
     A pattern is one filter's L (row, lane) reads as keys ``row*L + lane`` (-1: lane idle); each block also
     gets one all-idle pattern first (a PE with nothing to read still costs 1 cycle). PRAGMATIC mode keeps
     every filter's pattern (distinct patterns are nearly all of them: deduplicating cost more than it saved);
-    SHAPESHIFTER mode only needs the union of a block's keys (one key per pattern). Returns the blocks'
-    distinct keys (row, lane, offsets), the patterns as indices into their block's keys, their key bit masks,
-    and the pattern offsets per block (all int64).
+    SHAPESHIFTER mode only needs the union of a block's keys (one key per pattern, patterns one lane wide).
+    Returns the blocks' distinct keys (row, lane: int64; offsets per block), the patterns as int32 indices into
+    their block's keys, their key bit masks (int64; only for a partial-reach shifter, else zeros) and the pattern offsets
+    per block (int64). Arrays of patterns x lanes are int32 and freed early: they are the largest of a layer.
     """
     sch, lanes, tiles = sim.schedule(), sim.g.lanes, sim.p.tiles
     steps = np.array([plan.shape[0] for plan in plans], np.int64)
     n_blocks = int(steps.sum())
     if n_blocks == 0:
         empty = np.zeros(0, np.int64)
-        return empty, empty, np.zeros(1, np.int64), np.full((0, lanes), -1, np.int64), empty, np.zeros(1, np.int64)
+        return empty, empty, np.zeros(1, np.int64), np.full((0, lanes), -1, np.int32), empty, np.zeros(1, np.int64)
     rows = np.concatenate([plan for plan in plans])  # [blocks, tiles]: buffer row per tile
     first_set = np.repeat((np.arange(len(plans)) % sim.g.filter_groups) * tiles, steps)
     blk, tile = np.nonzero(rows >= 0)  # busy (block, tile) pairs, by block
     sets, brow = first_set[blk] + tile, rows[blk, tile]
-    arow, alane = sch.act_slots(sets, brow)  # [busy, R, L]
+    arow, alane = sch.act_slots(sets, brow)  # int32 [busy, R, L]
     real = (np.arange(arow.shape[1])[None, :] < sch.n_filters[sets][:, None]).reshape(-1)
-    keys = np.where(arow >= 0, arow.astype(np.int64) * lanes + alane, -1).reshape(-1, lanes)[real]
-    pat_blk = np.repeat(blk, arow.shape[1])[real]
+    keys = np.where(arow >= 0, arow * lanes + alane, -1).reshape(-1, lanes)[real]  # int32
+    del arow, alane
+    pat_blk = np.repeat(blk, sch.tuple_row.shape[1])[real]
     span = lanes * sim.g.T + 1  # block-qualified keys: blk*span + key (keys < span - 1)
-    if mode == KernelMode.SHAPESHIFTER:
-        flat = np.unique((pat_blk[:, None] * span + keys)[keys >= 0])
-        keys = np.full((flat.size, lanes), -1, np.int64)
-        keys[:, 0] = flat % span
+    if mode == KernelMode.SHAPESHIFTER:  # one key per pattern: patterns one lane wide
+        busy = keys >= 0
+        flat, _ = _distinct(keys + (pat_blk * span)[:, None], busy, n_blocks * span, index=False)
+        keys = (flat % span).astype(np.int32)[:, None]
         pat_blk = flat // span
     # Patterns in block order, each block's all-idle pattern first.
     per_block = np.bincount(pat_blk, minlength=n_blocks) + 1
     offsets = np.concatenate([[0], np.cumsum(per_block)])
     rank = np.arange(pat_blk.size) - (np.cumsum(per_block - 1) - (per_block - 1))[pat_blk]
-    ordered = np.full((int(offsets[-1]), lanes), -1, np.int64)
+    ordered = np.full((int(offsets[-1]), keys.shape[1]), -1, np.int32)
     ordered[offsets[pat_blk] + 1 + rank] = keys
+    del keys, rank
     pat_blk = np.repeat(np.arange(n_blocks), per_block)
-    qualified = np.where(ordered >= 0, pat_blk[:, None] * span + ordered, -1)
-    ukeys, key_index = _distinct(qualified, n_blocks * span)
+    busy = ordered >= 0
+    qualified = ordered + (pat_blk * span)[:, None]  # int64
+    del ordered
+    ukeys, key_index = _distinct(qualified, busy, n_blocks * span)
+    del qualified
     key_off = np.searchsorted(ukeys // span, np.arange(n_blocks + 1))
-    pat_idx = np.where(qualified >= 0, key_index - key_off[pat_blk][:, None], -1)
-    # Keys each pattern reads, as a bit mask (used when its block has at most MAX_SLICED_KEYS keys).
-    in_mask = (pat_idx >= 0) & (pat_idx < MAX_SLICED_KEYS)
-    bits = np.where(in_mask, np.left_shift(1, np.clip(pat_idx, 0, MAX_SLICED_KEYS - 1)), 0)
-    pat_mask = np.bitwise_or.reduce(bits.astype(np.int64), axis=1)
+    key_index -= key_off[pat_blk].astype(np.int32)[:, None]
+    pat_idx = np.where(busy, key_index, np.int32(-1))
+    del key_index, busy
+    if mode == KernelMode.PRAGMATIC and 0 < sim.reach < FULL_REACH:
+        # Keys each pattern reads, as a bit mask (used when its block has at most MAX_SLICED_KEYS keys).
+        in_mask = (pat_idx >= 0) & (pat_idx < MAX_SLICED_KEYS)
+        bits = np.where(in_mask, np.left_shift(np.int64(1), np.clip(pat_idx, 0, MAX_SLICED_KEYS - 1)), 0)
+        pat_mask = np.bitwise_or.reduce(bits, axis=1)
+    else:
+        pat_mask = np.zeros(pat_idx.shape[0], np.int64)
     ukeys = ukeys % span
     return (np.ascontiguousarray(ukeys // lanes), np.ascontiguousarray(ukeys % lanes), key_off.astype(np.int64),
-            np.ascontiguousarray(pat_idx, dtype=np.int64), np.ascontiguousarray(pat_mask, dtype=np.int64),
+            np.ascontiguousarray(pat_idx), np.ascontiguousarray(pat_mask, dtype=np.int64),
             offsets.astype(np.int64))
 
 
-def _distinct(qualified: np.ndarray, bound: int) -> tuple[np.ndarray, np.ndarray]:
-    """The sorted distinct non-negative values of `qualified` (all < `bound`) and each entry's index among
-    them (-1 entries get any index). A presence table when `bound` is small next to the entries (no sort),
-    np.unique otherwise."""
-    present = qualified >= 0
+def _distinct(qualified: np.ndarray, busy: np.ndarray, bound: int, index: bool = True):
+    """The sorted distinct values of qualified[busy] (all in [0, `bound`)) and, if `index`, each entry's index
+    among them (int32; entries outside `busy` get any index, their values must be in range too). A presence
+    table when `bound` is small next to the entries (no sort), np.unique otherwise."""
     if bound <= DENSE_KEYS_PER_ENTRY * qualified.size:
         table = np.zeros(bound, bool)
-        table[qualified[present]] = True
-        index = np.cumsum(table) - 1
-        return np.flatnonzero(table), np.where(present, index[np.maximum(qualified, 0)], -1)
-    ukeys = np.unique(qualified[present])
-    return ukeys, np.where(present, np.searchsorted(ukeys, qualified), -1)
+        table[qualified[busy]] = True
+        if not index:
+            return np.flatnonzero(table), None
+        position = np.cumsum(table, dtype=np.int32)
+        position -= 1
+        return np.flatnonzero(table), position[np.where(busy, qualified, 0)]
+    ukeys = np.unique(qualified[busy])
+    return ukeys, (np.searchsorted(ukeys, qualified).astype(np.int32) if index else None)
 
 
 def _tactical(sim: LayerSimulator, sample: int, mode: KernelMode) -> int:
@@ -244,7 +258,9 @@ def _tactical(sim: LayerSimulator, sample: int, mode: KernelMode) -> int:
 
     g, p = sim.g, sim.p
     plans, n_plan_ws = sim.plans()
-    key_row, key_lane, key_off, pat_idx, pat_mask, offsets = tactical_blocks(sim, plans, mode)
+    if _tactical not in sim.memo:  # weights only: the same for every sample
+        sim.memo[_tactical] = tactical_blocks(sim, plans, mode)
+    key_row, key_lane, key_off, pat_idx, pat_mask, offsets = sim.memo[_tactical]
     vals = g.act_values(sim.layer, sample)
     if mode == KernelMode.PRAGMATIC:
         vals = magnitudes(vals, p.pe_width, sim.booth)
@@ -261,10 +277,14 @@ def _tactical(sim: LayerSimulator, sample: int, mode: KernelMode) -> int:
                          g.cols)
     s_max = int(steps.max()) if steps.size else 0
     cost4 = np.zeros((g.WS, g.filter_groups, s_max, g.cols), np.int64)
-    for ws in range(g.WS):
+    if n_plan_ws == 1:
         for grp in range(g.filter_groups):
-            i = (ws if n_plan_ws > 1 else 0) * g.filter_groups + grp
-            cost4[ws, grp, : steps[i]] = cost[ws, first[i] : first[i + 1]]
+            cost4[:, grp, : steps[grp]] = cost[:, first[grp] : first[grp + 1]]
+    else:
+        for ws in range(g.WS):
+            for grp in range(g.filter_groups):
+                i = ws * g.filter_groups + grp
+                cost4[ws, grp, : steps[i]] = cost[ws, first[i] : first[i + 1]]
     group_steps = steps.reshape(n_plan_ws, g.filter_groups)
     if sim.design.column_groups and sim.registers:
         cost4 = group_columns(cost4, g.win_in_ws, p.group_size)
@@ -279,66 +299,57 @@ def _tactical(sim: LayerSimulator, sample: int, mode: KernelMode) -> int:
 # ---------------------------------------------------------------- when numba pays (see vectorized.py)
 
 
-def _shifter_share(sim: LayerSimulator) -> float:
-    """BitPragmatic: the shifter over every padded position's lane values (numpy when the reach is 0 or full)."""
-    from bitpruner.sim.vectorized import SHIFTER_JIT_WORK
-
+def _shifter_saving(sim: LayerSimulator) -> float:
+    """BitPragmatic: the shifter over every padded position's lane values."""
     g = sim.g
-    partial = 0 < sim.reach < FULL_REACH
-    return partial * g.Xp * g.Yp * g.nch * g.lanes / SHIFTER_JIT_WORK
+    return vectorized.shifter_saving(g.Xp * g.Yp * g.nch * g.lanes, sim.reach)
 
 
-def _weight_shifter_share(sim: LayerSimulator) -> float:
-    """PragmaticW: the shifter over every filter's weight rows (once per layer)."""
-    from bitpruner.sim.vectorized import SHIFTER_JIT_WORK
-
+def _weight_shifter_saving(sim: LayerSimulator) -> float:
+    """PragmaticW: the shifter over every filter's weight rows."""
     g = sim.g
-    return (0 < sim.reach < FULL_REACH) * g.K * g.T * g.lanes / SHIFTER_JIT_WORK
+    return vectorized.shifter_saving(g.K * g.T * g.lanes, sim.reach)
 
 
-def _schedule_share(sim: LayerSimulator) -> float:
-    """Scheduled designs: BitTactical's promotion over every filter's buffer rows (once per layer)."""
-    from bitpruner.sim.vectorized import SCHEDULE_JIT_WORK
-
+def _schedule_saving(sim: LayerSimulator) -> float:
+    """Scheduled designs: BitTactical's promotion over every filter set's buffer rows."""
     g = sim.g
-    return g.FS * g.rows * g.T * g.lanes / SCHEDULE_JIT_WORK
+    return vectorized.schedule_saving(g.T, g.FS * g.rows * g.T * g.lanes)
 
 
-def _pattern_share(sim: LayerSimulator) -> float:
-    """BitTacticalE/P: every window meets about one lane pattern per filter and buffer row."""
-    from bitpruner.sim.vectorized import PATTERN_JIT_WORK, PATTERN_SHIFTER_FACTOR
-
+def _pattern_saving(sim: LayerSimulator) -> float:
+    """BitTacticalE/P: every window meets at most one lane pattern per filter and buffer row (BitTacticalE),
+    or one key per lane of a filter set's row (BitTacticalP: a set's filters share their row's keys)."""
     g = sim.g
-    factor = PATTERN_SHIFTER_FACTOR if sim.design.cost is bittactical_e and 0 < sim.reach < FULL_REACH else 1
-    return factor * g.n_win * g.K * g.T * g.lanes / PATTERN_JIT_WORK
+    if sim.design.cost is bittactical_e:
+        return vectorized.pattern_saving(g.n_win * g.K * g.T * g.lanes, KernelMode.PRAGMATIC, sim.reach)
+    return vectorized.pattern_saving(g.n_win * g.FS * g.T * g.lanes, KernelMode.SHAPESHIFTER, sim.reach)
 
 
-def _ring_share(sim: LayerSimulator) -> float:
+def _ring_saving(sim: LayerSimulator) -> float:
     """Column registers: the recurrence over every step of every window set and filter-set group."""
-    from bitpruner.sim.vectorized import RING_JIT_WORK
-
     g = sim.g
-    return (sim.registers > 0) * g.WS * g.filter_groups * g.T * g.cols / RING_JIT_WORK
+    return vectorized.ring_saving(g.WS * g.filter_groups * g.T * g.cols) if sim.registers else 0.0
 
 
-_PER_LAYER_SHARES = {  # by engine cost: work done once per layer
-    pragmatic_w: (_weight_shifter_share,),
-    bittactical: (_schedule_share,),
-    bittactical_e: (_schedule_share,),
-    bittactical_p: (_schedule_share,),
+_PER_LAYER = {  # by engine cost: kernels run once per layer
+    pragmatic_w: (_weight_shifter_saving,),
+    bittactical: (_schedule_saving,),
+    bittactical_e: (_schedule_saving,),
+    bittactical_p: (_schedule_saving,),
 }
-_PER_SAMPLE_SHARES = {  # by engine cost: work done for every sample; designs without a kernel have none
-    bitpragmatic: (_shifter_share, _ring_share),
-    shapeshifter: (_ring_share,),
-    pragmatic_w: (_ring_share,),
-    bittactical_e: (_pattern_share, _ring_share),
-    bittactical_p: (_pattern_share, _ring_share),
+_PER_SAMPLE = {  # by engine cost: kernels run for every sample; designs without a kernel have none
+    bitpragmatic: (_shifter_saving, _ring_saving),
+    shapeshifter: (_ring_saving,),
+    pragmatic_w: (_ring_saving,),
+    bittactical_e: (_pattern_saving, _ring_saving),
+    bittactical_p: (_pattern_saving, _ring_saving),
 }
 
 
-def jit_share(sim: LayerSimulator, samples: int = 1) -> float:
-    """Estimated time of this layer's kernels in numpy, as a fraction of numba's start-up: a run whose shares
-    add up to 1 or more is faster with numba (`bitpruner.utils.jit.prefer_jit`). Shapes only."""
+def jit_saving(sim: LayerSimulator, samples: int = 1) -> float:
+    """Estimated CPU seconds the numba forms of this layer's kernels save over their numpy forms (shapes only):
+    a run whose savings add up to numba's start-up takes numba (`bitpruner.utils.jit.use_jit`, `prefer_jit`)."""
     cost = sim.design.cost
-    once = sum(f(sim) for f in _PER_LAYER_SHARES.get(cost, ()))
-    return once + samples * sum(f(sim) for f in _PER_SAMPLE_SHARES.get(cost, ()))
+    once = sum(f(sim) for f in _PER_LAYER.get(cost, ()))
+    return once + samples * sum(f(sim) for f in _PER_SAMPLE.get(cost, ()))

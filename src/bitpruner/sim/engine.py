@@ -7,18 +7,19 @@ column registers, Booth flag, BitTactical schedule); `LayerSimulator.cycles` cal
 
 from __future__ import annotations
 
+import contextvars
 from dataclasses import dataclass
 
 import numpy as np
 
 from bitpruner.errors import TraceError
 from bitpruner.sim.booth import BOOTH_LIMIT
-from bitpruner.sim.costs import jit_share
+from bitpruner.sim.costs import jit_saving
 from bitpruner.sim.designs import Design, check_options, design_of
 from bitpruner.sim.params import WHERE, SimParams
 from bitpruner.sim.tiling import Geometry, shifter_reach
 from bitpruner.sim.traces import LayerTrace, NetworkTrace
-from bitpruner.utils.jit import prefer_jit
+from bitpruner.utils.jit import prefer_jit, threads, use_jit
 
 __all__ = ["Geometry", "LayerResult", "LayerSimulator", "simulate_layer", "simulate_network"]
 
@@ -44,6 +45,7 @@ class LayerSimulator:
         if self.booth:
             self._check_booth()
         self._schedule = None
+        self._plans: tuple[list[np.ndarray], int] | None = None
         self.memo: dict = {}  # sample-independent results a design's cost keeps between samples
 
     def _check_booth(self) -> None:
@@ -67,17 +69,25 @@ class LayerSimulator:
     def plans(self) -> tuple[list[np.ndarray], int]:
         """BitTactical step plans: one [steps, tiles] array of buffer rows (-1: idle tile) per
         (window set, group), and how many window sets they cover (1 when every window set repeats
-        the same plan, the usual case; DNNsim's carried skip counters can make them differ)."""
-        sch = self.schedule()
-        n_ws = 1 if self.g.fc else self.g.WS
-        plan = sch.step_plan(self.p.tiles, 1)
-        if n_ws > 1 and any(step.shape[0] == 0 for step in plan):
-            return sch.step_plan(self.p.tiles, n_ws), n_ws
-        return plan, 1
+        the same plan, the usual case; DNNsim's carried skip counters can make them differ). Computed once."""
+        if self._plans is None:
+            sch = self.schedule()
+            n_ws = 1 if self.g.fc else self.g.WS
+            plan = sch.step_plan(self.p.tiles, 1)
+            if n_ws > 1 and any(step.shape[0] == 0 for step in plan):
+                self._plans = sch.step_plan(self.p.tiles, n_ws), n_ws
+            else:
+                self._plans = plan, 1
+        return self._plans
 
     def cycles(self, sample: int) -> int:
         """compute_cycles of one sample: the design's cost."""
         return int(self.design.cost(self, sample))
+
+    def release(self) -> None:
+        """Drop what was kept between samples (schedule, plans, memo): a network keeps one layer's at a time."""
+        self._schedule, self._plans = None, None
+        self.memo.clear()
 
 
 def simulate_layer(layer: LayerTrace, arch: str | Design, params: SimParams | None = None, samples: int = 1) -> int:
@@ -93,15 +103,29 @@ def simulate_layer(layer: LayerTrace, arch: str | Design, params: SimParams | No
     if not 1 <= samples <= n:
         raise TraceError(f"layer {layer.name!r}: asked for {samples} samples, the trace holds {n}")
     sim = LayerSimulator(layer, design, params)
-    return _run([sim], samples)[0]
+    with prefer_jit(_numba_pays([sim], samples)):
+        return _layer_cycles(sim, samples)
 
 
-def _run(sims: list[LayerSimulator], samples: int) -> list[int]:
-    """compute_cycles of each layer, summed over `samples`; numba for every kernel when the run's estimated
-    numpy time exceeds numba's start-up (`costs.jit_share`)."""
-    share = sum(jit_share(sim, samples) for sim in sims)
-    with prefer_jit(share >= 1.0):
-        return [sum(sim.cycles(s) for s in range(samples)) for sim in sims]
+def _layer_cycles(sim: LayerSimulator, samples: int) -> int:
+    """compute_cycles summed over the first `samples` samples; samples after the first run on `threads()`
+    threads (numpy and the numba kernels release the GIL), after the first has filled the layer's
+    sample-independent state (schedule, plans, lane patterns) that they share."""
+    total = sim.cycles(0)
+    n_threads = min(threads(), samples - 1)
+    if n_threads <= 1:
+        return total + sum(sim.cycles(s) for s in range(1, samples))
+    from concurrent.futures import ThreadPoolExecutor  # here: it imports logging (~20 ms of every start-up)
+
+    with ThreadPoolExecutor(n_threads) as pool:  # each task runs in a copy of this context (prefer_jit)
+        jobs = [pool.submit(contextvars.copy_context().run, sim.cycles, s) for s in range(1, samples)]
+        return total + sum(job.result() for job in jobs)
+
+
+def _numba_pays(sims: list[LayerSimulator], samples: int) -> bool:
+    """Whether the seconds numba would save over the whole run pay for its start-up (`costs.jit_saving`): then
+    every kernel of the run takes its numba form."""
+    return use_jit(sum(jit_saving(sim, samples) for sim in sims))
 
 
 def simulate_network(
@@ -125,14 +149,15 @@ def simulate_network(
         if not 1 <= samples <= n:
             raise TraceError(f"layer {layer.name!r}: asked for {samples} samples, the trace holds {n}")
     sims = [LayerSimulator(layer, design, params) for layer in trace.layers]
-    share = sum(jit_share(sim, samples) for sim in sims)
+    numba_pays = _numba_pays(sims, samples)
     if progress:
         from rich.progress import track
 
         sims = track(sims, description=f"simulating {trace.name} on {design.name}")
     results = []
-    with prefer_jit(share >= 1.0):
+    with prefer_jit(numba_pays):
         for sim in sims:
-            cycles = sum(sim.cycles(s) for s in range(samples))
+            cycles = _layer_cycles(sim, samples)
+            sim.release()
             results.append(LayerResult(name=sim.layer.name, type=sim.layer.type, compute_cycles=int(cycles)))
     return results

@@ -1,24 +1,20 @@
 """Numba kernels of the cycle model (int64/int32 arguments, cached on disk: see bitpruner.utils.jit).
 
 Callers reach them through ``vectorized.py``, which runs the numpy form of a kernel when the work is too small
-to pay for loading numba. Kernels are small and separate so that a run compiles (cold cache) or loads (warm
-cache) only the ones it needs; the parallel ones (``prange``) are thin drivers over serial bodies, which keeps
-numba's parallel passes, the slow part of compiling, short.
+to pay for loading numba, and splits a kernel's range (rows, window sets, filter sets) over threads: every
+kernel is serial and releases the GIL (``nogil``). Written for short compiles (cold cache <= ~1 s each): no
+``parallel=True`` (numba's parallel passes), no numpy calls inside (scratch arrays come from the caller; numba
+compiles an implementation of every numpy function or array method a kernel touches) and no ``%`` or ``//``
+on signed integers (Python's rounding rules cost a helper each).
 """
 
 from __future__ import annotations
 
-import numpy as np
-
 from bitpruner.sim.tiling import FULL_REACH, MAX_SLICED_KEYS, VALUE_BITS
-from bitpruner.utils.jit import njit, prange
-
-# Rows per parallel chunk of pragmatic_rows (each chunk reuses one scratch row). numba freezes module-level
-# ints as compile-time constants.
-_ROW_CHUNKS = 64
+from bitpruner.utils.jit import njit
 
 
-@njit()
+@njit(nogil=True)
 def _popcount(v):
     c = 0
     while v:
@@ -27,7 +23,7 @@ def _popcount(v):
     return c
 
 
-@njit()
+@njit(nogil=True)
 def pragmatic_cost(vals, n, reach):
     """Two-stage shifter cycles over vals[:n] (non-negative; destroyed): at least 1.
 
@@ -71,31 +67,27 @@ def pragmatic_cost(vals, n, reach):
     return cycles if cycles > 0 else 1
 
 
-@njit(parallel=True)
-def pragmatic_rows(vals, reach):
-    """Shifter cycles of every row of vals[N, L] (magnitudes, Booth-recoded if wanted), rows in parallel."""
-    n_rows, lanes = vals.shape
-    out = np.empty(n_rows, np.int64)
-    n_chunks = min(n_rows, _ROW_CHUNKS)
-    for chunk in prange(n_chunks):
-        scratch = np.empty(lanes, np.int64)
-        for r in range(chunk * n_rows // n_chunks, (chunk + 1) * n_rows // n_chunks):
-            for i in range(lanes):
-                scratch[i] = vals[r, i]
-            out[r] = pragmatic_cost(scratch, lanes, reach)
-    return out
+@njit(nogil=True)
+def pragmatic_rows(vals, reach, out, scratch, r0, r1):
+    """out[r] = shifter cycles of row r of vals[N, L] (magnitudes, Booth-recoded if wanted), rows r0:r1;
+    scratch: int64 [L]."""
+    lanes = vals.shape[1]
+    for r in range(r0, r1):
+        for i in range(lanes):
+            scratch[i] = vals[r, i]
+        out[r] = pragmatic_cost(scratch, lanes, reach)
 
 
-@njit()
-def ring_cycles(cost, n_steps, reps, registers):
+@njit(nogil=True)
+def ring_cycles(cost, n_steps, reps, cc, ring):
     """Columns with run-ahead registers: cost[WS, filter_groups, S, Cc]; steps run
-    ws -> (reps x group) -> s < n_steps[group].
+    ws -> (reps x group) -> s < n_steps[group]; cc (int64 [Cc]) and ring (int64 [registers]) start at zero.
 
     Each step every column c starts at max(rc, cc[c]) and adds its cost; rc is the ring's oldest max(cc).
+    Returns max(cc).
     """
     n_ws, n_groups, _, n_cols = cost.shape
-    cc = np.zeros(n_cols, np.int64)
-    ring = np.zeros(registers, np.int64)
+    registers = ring.shape[0]
     idx = 0
     rc = 0
     for ws in range(n_ws):
@@ -110,14 +102,20 @@ def ring_cycles(cost, n_steps, reps, registers):
                             top = cc[c]
                     rc = ring[idx]
                     ring[idx] = top
-                    idx = (idx + 1) % registers
-    return cc.max()
+                    idx += 1
+                    if idx == registers:
+                        idx = 0
+    top = 0
+    for c in range(n_cols):
+        if cc[c] > top:
+            top = cc[c]
+    return top
 
 
 # ---------------------------------------------------------------- BitTacticalE / BitTacticalP pattern costs
 
 
-@njit()
+@njit(nogil=True)
 def _sliced_shifter(planes, reach):
     """The two-stage shifter on bit planes (planes[b]: the lanes holding bit b; destroyed): at least 1."""
     cycles = 0
@@ -129,7 +127,9 @@ def _sliced_shifter(planes, reach):
         if off == n_bits:
             break
         free = -1  # lanes that have not cleared a bit this cycle
-        top = min(off + reach, n_bits - 1)
+        top = off + reach
+        if top > n_bits - 1:
+            top = n_bits - 1
         for b in range(off, top + 1):
             take = planes[b] & free
             planes[b] &= ~take
@@ -138,7 +138,7 @@ def _sliced_shifter(planes, reach):
     return cycles if cycles > 0 else 1
 
 
-@njit()
+@njit(nogil=True)
 def _gather_keys(local, w, k0, k1, vals, x0, y0, row_x, row_y, row_ch, key_row, key_lane):
     """local[:k1-k0] = window w's activations at the keys k0:k1 (buffer row, lane)."""
     for j in range(k1 - k0):
@@ -146,140 +146,105 @@ def _gather_keys(local, w, k0, k1, vals, x0, y0, row_x, row_y, row_ch, key_row, 
         local[j] = vals[x0[w] + row_x[r], y0[w] + row_y[r], row_ch[r] + key_lane[k0 + j]]
 
 
-@njit()
-def _pragmatic_window_set(out, ws, vals, x0, y0, row_x, row_y, row_ch, key_row, key_lane, key_off, pat_idx,
-                          pat_mask, pat_off, n_cols, reach, max_keys):
-    """out[blocks, Cc] of one window set: per column and block, the max shifter cycles over the patterns."""
+@njit(nogil=True)
+def pattern_costs_pragmatic(out, ws0, ws1, vals, x0, y0, row_x, row_y, row_ch, key_row, key_lane, key_off, pat_idx,
+                            pat_mask, pat_off, reach, scratch, local, local_pop, key_planes, planes):
+    """BitTacticalE, window sets ws0:ws1 of out[WS, blocks, Cc]: per column (window) and block, the max over
+    the block's lane patterns of the shifter's cycles on vals[Xp, Yp, Cpad] (magnitudes). Arguments as
+    ``vectorized.pattern_costs``; scratch arrays: scratch int64 [L], local and local_pop int64 [most keys of a
+    block], key_planes and planes int64 [VALUE_BITS]. A block with at most MAX_SLICED_KEYS keys runs the
+    shifter bit-sliced on pat_mask (one word per bit position, one bit per key)."""
     n_win = x0.shape[0]
-    n_blocks = pat_off.shape[0] - 1
+    n_blocks, n_cols = out.shape[1], out.shape[2]
     lanes = pat_idx.shape[1]
-    scratch = np.empty(lanes, np.int64)
-    local = np.empty(max_keys, np.int64)
-    local_pop = np.empty(max_keys, np.int64)
-    key_planes = np.zeros(VALUE_BITS, np.int64)
-    planes = np.zeros(VALUE_BITS, np.int64)
-    for c in range(n_cols):
-        w = ws * n_cols + c
-        if w >= n_win:
-            break
-        for b in range(n_blocks):
-            k0, k1 = key_off[b], key_off[b + 1]
-            _gather_keys(local, w, k0, k1, vals, x0, y0, row_x, row_y, row_ch, key_row, key_lane)
-            for j in range(k1 - k0):
-                local_pop[j] = _popcount(local[j])
-            sliced = 0 < reach < FULL_REACH and k1 - k0 <= MAX_SLICED_KEYS
-            if sliced:  # bit planes of the block's keys: plane b holds the keys with bit b set
-                for bit in range(VALUE_BITS):
-                    key_planes[bit] = 0
+    for ws in range(ws0, ws1):
+        for c in range(n_cols):
+            w = ws * n_cols + c
+            if w >= n_win:
+                break
+            for b in range(n_blocks):
+                k0, k1 = key_off[b], key_off[b + 1]
+                _gather_keys(local, w, k0, k1, vals, x0, y0, row_x, row_y, row_ch, key_row, key_lane)
                 for j in range(k1 - k0):
-                    v = local[j]
-                    bit = 0
-                    while v:
-                        if v & 1:
-                            key_planes[bit] |= 1 << j
-                        v >>= 1
-                        bit += 1
-            best = 0
-            for p in range(pat_off[b], pat_off[b + 1]):
-                # max popcount <= shifter cycles <= popcount(OR): run the shifter only if needed
-                acc = 0
-                low = 1
-                for i in range(lanes):
-                    j = pat_idx[p, i]
-                    if j >= 0:
-                        acc |= local[j]
-                        if local_pop[j] > low:
-                            low = local_pop[j]
-                high = _popcount(acc)
-                if reach == 0:
-                    cost = high if high > 0 else 1
-                elif reach >= FULL_REACH or high <= low or high <= best:
-                    cost = low
-                elif sliced:
+                    local_pop[j] = _popcount(local[j])
+                sliced = 0 < reach < FULL_REACH and k1 - k0 <= MAX_SLICED_KEYS
+                if sliced:  # bit planes of the block's keys: plane b holds the keys with bit b set
                     for bit in range(VALUE_BITS):
-                        planes[bit] = key_planes[bit] & pat_mask[p]
-                    cost = _sliced_shifter(planes, reach)
-                else:
-                    n = 0
+                        key_planes[bit] = 0
+                    for j in range(k1 - k0):
+                        v = local[j]
+                        bit = 0
+                        while v:
+                            if v & 1:
+                                key_planes[bit] |= 1 << j
+                            v >>= 1
+                            bit += 1
+                best = 0
+                for p in range(pat_off[b], pat_off[b + 1]):
+                    # max popcount <= shifter cycles <= popcount(OR): run the shifter only if needed
+                    acc = 0
+                    low = 1
                     for i in range(lanes):
                         j = pat_idx[p, i]
-                        if j >= 0 and local[j] != 0:  # zeros do no work in the shifter
-                            scratch[n] = local[j]
-                            n += 1
-                    cost = pragmatic_cost(scratch, n, reach)
-                if cost > best:
-                    best = cost
-            out[b, c] = best
+                        if j >= 0:
+                            acc |= local[j]
+                            if local_pop[j] > low:
+                                low = local_pop[j]
+                    high = _popcount(acc)
+                    if reach == 0:
+                        cost = high if high > 0 else 1
+                    elif reach >= FULL_REACH or high <= low or high <= best:
+                        cost = low
+                    elif sliced:
+                        for bit in range(VALUE_BITS):
+                            planes[bit] = key_planes[bit] & pat_mask[p]
+                        cost = _sliced_shifter(planes, reach)
+                    else:
+                        n = 0
+                        for i in range(lanes):
+                            j = pat_idx[p, i]
+                            if j >= 0 and local[j] != 0:  # zeros do no work in the shifter
+                                scratch[n] = local[j]
+                                n += 1
+                        cost = pragmatic_cost(scratch, n, reach)
+                    if cost > best:
+                        best = cost
+                out[ws, b, c] = best
 
 
-@njit()
-def _max_keys(key_off):
-    most = 1
-    for b in range(key_off.shape[0] - 1):
-        most = max(most, key_off[b + 1] - key_off[b])
-    return most
-
-
-@njit(parallel=True)
-def pattern_costs_pragmatic(vals, x0, y0, row_x, row_y, row_ch, key_row, key_lane, key_off, pat_idx, pat_mask,
-                            pat_off, n_cols, reach):
-    """BitTacticalE: per window set (in parallel), block and column, the max over the block's lane patterns of
-    the shifter's cycles on vals[Xp, Yp, Cpad] (magnitudes). Arguments and result as ``vectorized.pattern_costs``;
-    when a block has at most MAX_SLICED_KEYS keys the shifter runs bit-sliced on pat_mask (one word per bit
-    position, one bit per key)."""
-    n_ws = (x0.shape[0] + n_cols - 1) // n_cols
-    out = np.zeros((n_ws, pat_off.shape[0] - 1, n_cols), np.int64)
-    max_keys = _max_keys(key_off)
-    for ws in prange(n_ws):
-        _pragmatic_window_set(out[ws], ws, vals, x0, y0, row_x, row_y, row_ch, key_row, key_lane, key_off, pat_idx,
-                              pat_mask, pat_off, n_cols, reach, max_keys)
-    return out
-
-
-@njit()
-def _shapeshifter_window_set(out, ws, vals, x0, y0, row_x, row_y, row_ch, key_row, key_lane, key_off, pat_idx,
-                             pat_off, n_cols, max_keys):
-    """out[blocks, Cc] of one window set: per column and block, max over the patterns of (max bit count + 1)."""
+@njit(nogil=True)
+def pattern_costs_shapeshifter(out, ws0, ws1, vals, x0, y0, row_x, row_y, row_ch, key_row, key_lane, key_off,
+                               pat_idx, pat_off, local):
+    """BitTacticalP, window sets ws0:ws1 of out[WS, blocks, Cc]: per column and block, the max over the
+    block's patterns of (max bit count + 1) on vals[Xp, Yp, Cpad] (bit counts); local: int64 [most keys]."""
     n_win = x0.shape[0]
+    n_blocks, n_cols = out.shape[1], out.shape[2]
     lanes = pat_idx.shape[1]
-    local = np.empty(max_keys, np.int64)
-    for c in range(n_cols):
-        w = ws * n_cols + c
-        if w >= n_win:
-            break
-        for b in range(pat_off.shape[0] - 1):
-            _gather_keys(local, w, key_off[b], key_off[b + 1], vals, x0, y0, row_x, row_y, row_ch, key_row, key_lane)
-            best = 0
-            for p in range(pat_off[b], pat_off[b + 1]):
-                top = -1
-                for i in range(lanes):
-                    j = pat_idx[p, i]
-                    if j >= 0 and local[j] > top:
-                        top = local[j]
-                cost = top + 1 if top >= 0 else 1
-                if cost > best:
-                    best = cost
-            out[b, c] = best
-
-
-@njit(parallel=True)
-def pattern_costs_shapeshifter(vals, x0, y0, row_x, row_y, row_ch, key_row, key_lane, key_off, pat_idx, pat_mask,
-                               pat_off, n_cols, reach):
-    """BitTacticalP: as pattern_costs_pragmatic with ShapeShifter's cost on vals (bit counts); pat_mask and
-    reach are unused (same signature)."""
-    n_ws = (x0.shape[0] + n_cols - 1) // n_cols
-    out = np.zeros((n_ws, pat_off.shape[0] - 1, n_cols), np.int64)
-    max_keys = _max_keys(key_off)
-    for ws in prange(n_ws):
-        _shapeshifter_window_set(out[ws], ws, vals, x0, y0, row_x, row_y, row_ch, key_row, key_lane, key_off,
-                                 pat_idx, pat_off, n_cols, max_keys)
-    return out
+    for ws in range(ws0, ws1):
+        for c in range(n_cols):
+            w = ws * n_cols + c
+            if w >= n_win:
+                break
+            for b in range(n_blocks):
+                _gather_keys(local, w, key_off[b], key_off[b + 1], vals, x0, y0, row_x, row_y, row_ch, key_row,
+                             key_lane)
+                best = 0
+                for p in range(pat_off[b], pat_off[b + 1]):
+                    top = -1
+                    for i in range(lanes):
+                        j = pat_idx[p, i]
+                        if j >= 0 and local[j] > top:
+                            top = local[j]
+                    cost = top + 1 if top >= 0 else 1
+                    if cost > best:
+                        best = cost
+                out[ws, b, c] = best
 
 
 # ---------------------------------------------------------------- BitTactical's weight schedule
 
 
-@njit()
+@njit(nogil=True)
 def _zero_row(val, t):
     """Whether row t of a filter set val[R, T, L] holds only zeros."""
     for f in range(val.shape[0]):
@@ -289,7 +254,7 @@ def _zero_row(val, t):
     return True
 
 
-@njit()
+@njit(nogil=True)
 def _wrap(lane, lanes):
     """A lane offset wrapped once into [0, lanes) (offsets never exceed the lanes)."""
     if lane < 0:
@@ -299,16 +264,16 @@ def _wrap(lane, lanes):
     return lane
 
 
-@njit()
-def _schedule_set(val, trow, tlane, smap, lookahead):
-    """Greedy promotion on one filter set val[R, T, L] (+ its tuples), in place (see vectorized.schedule_sets).
+@njit(nogil=True)
+def _schedule_set(val, trow, tlane, smap, lookahead, count):
+    """Greedy promotion on one filter set val[R, T, L] (+ its tuples), in place (see vectorized.schedule_sets);
+    count: int64 [L] scratch.
 
     Candidate counts are kept per zero lane and updated after each swap: the candidate slot that gave its
     weight away becomes zero, and exactly the zero lanes whose search map reaches that slot lose one.
     """
     n_filt, n_rows, lanes = val.shape
     n_map = smap.shape[0]
-    count = np.zeros(lanes, np.int64)
     skip = 0
     for t in range(n_rows):
         if skip < lookahead and _zero_row(val, t):
@@ -352,8 +317,8 @@ def _schedule_set(val, trow, tlane, smap, lookahead):
                             count[i] -= 1
 
 
-@njit(parallel=True)
-def schedule_sets(val, trow, tlane, smap, lookahead):
-    """Schedule every filter set of val[S, R, T, L] (+ tuples), in place; the sets in parallel."""
-    for k in prange(val.shape[0]):
-        _schedule_set(val[k], trow[k], tlane[k], smap, lookahead)
+@njit(nogil=True)
+def schedule_sets(val, trow, tlane, smap, lookahead, k0, k1, count):
+    """Schedule filter sets k0:k1 of val[S, R, T, L] (+ tuples), in place; count: int64 [L] scratch."""
+    for k in range(k0, k1):
+        _schedule_set(val[k], trow[k], tlane[k], smap, lookahead, count)

@@ -234,7 +234,7 @@ def _validate(wrows: np.ndarray, ndim: int, name: str) -> np.ndarray:
         raise ConfigError(
             f"tactical {name}: expected an integer array of {ndim} dims, got {arr.dtype} {arr.shape}"
         )
-    return np.ascontiguousarray(arr, dtype=np.int64)
+    return arr
 
 
 def schedule_layer(

@@ -84,21 +84,21 @@ class Geometry:
         self.win_in_ws = np.minimum(self.cols, self.n_win - np.arange(self.WS) * self.cols)
 
     def weight_rows(self, w: np.ndarray) -> np.ndarray:
-        """int64 [k, T, L]: the weight-buffer rows of the k filters in w."""
+        """int32 [k, T, L]: the weight-buffer rows of the k filters in w (16-bit values)."""
         cpad, k = self.nch * self.lanes, w.shape[0]
         if self.fc:
-            wp = np.zeros((k, cpad), np.int64)
+            wp = np.zeros((k, cpad), np.int32)
             wp[:, : self.C] = w
             return wp.reshape(k, self.T, self.lanes)
-        wp = np.zeros((k, cpad, self.Kx, self.Ky), np.int64)
+        wp = np.zeros((k, cpad, self.Kx, self.Ky), np.int32)
         wp[:, : self.C] = w
         wp = wp.reshape(k, self.nch, self.lanes, self.Kx, self.Ky).transpose(0, 4, 3, 1, 2)
         return np.ascontiguousarray(wp).reshape(k, self.T, self.lanes)
 
     def act_values(self, layer: LayerTrace, sample: int) -> np.ndarray:
-        """int64 [Xp, Yp, nch*L]: sample's padded activations, channels last (zero past C)."""
+        """int32 [Xp, Yp, nch*L]: sample's padded activations, channels last (zero past C; 16-bit values)."""
         cpad = self.nch * self.lanes
-        out = np.zeros((self.Xp, self.Yp, cpad), np.int64)
+        out = np.zeros((self.Xp, self.Yp, cpad), np.int32)
         if self.fc:
             out[0, 0, : self.C] = layer.fc_activations[sample]
         else:

@@ -1,9 +1,12 @@
 """The simulator's kernels in numpy, and the choice between them and their numba forms (``kernels.py``).
 
-Loading numba and its first cached kernel costs a few tenths of a second and ~130 MiB of resident memory, more
-than a small layer takes in numpy. Each public function here estimates its work and runs the numba kernel
-only when :func:`bitpruner.utils.jit.use_jit` says it pays (``BITPRUNER_JIT=always|never`` forces one form);
-both forms return identical results (tests run both against the plain reference).
+Loading numba and its first cached kernel costs a few tenths of a second and ~100 MiB of resident memory, more
+than a small layer takes in numpy. Each public function here estimates the seconds its numba form would save
+(``*_saving``: a linear model of both forms' times, calibrated by ``benchmarks/sim_jit_calibration.py``) and
+runs the numba kernel only when :func:`bitpruner.utils.jit.use_jit` says that pays for the start-up
+(``BITPRUNER_JIT=always|never`` forces one form); the engine sums the estimates of a whole run first and
+prefers numba for all of it when the sum does. Both forms return identical results (tests run both against
+the plain reference).
 
 - :func:`shifter_rows`: BitPragmatic's two-stage shifter over rows of lane values;
 - :func:`ring_cycles`: column-register timing (a sequential recurrence: plain Python when short);
@@ -14,18 +17,23 @@ both forms return identical results (tests run both against the plain reference)
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import numpy as np
 
-from bitpruner.sim.tiling import FULL_REACH, KernelMode
-from bitpruner.utils.jit import use_jit
+from bitpruner.sim.tiling import FULL_REACH, VALUE_BITS, KernelMode
+from bitpruner.utils.jit import threads, use_jit
 
-# Work (units below) at which numpy's time matches numba's start-up, measured on the 2-core development machine.
-SHIFTER_JIT_WORK = 4_000_000  # lane values through the shifter (partial reach; full/zero reach stay in numpy)
-RING_JIT_WORK = 1_500_000  # steps x columns of the column-register recurrence
-PATTERN_JIT_WORK = 150_000_000  # windows x lane patterns x lanes of BitTacticalE/P (shifter cost 0 or full reach)
-PATTERN_SHIFTER_FACTOR = 4  # the partial-reach shifter costs about this many times more per lane value
-SCHEDULE_JIT_WORK = 1_000_000  # filters x buffer rows x lanes to schedule
+# CPU seconds per unit of work of each kernel's (numpy form, numba form once loaded), measured by
+# benchmarks/sim_jit_calibration.py on the 2-core development machine. A kernel, or a whole run, takes its numba
+# form when the seconds that saves reach numba's start-up (jit.NUMBA_STARTUP_S); the numba forms but the ring
+# run on every thread, so their time is divided by the thread count.
+SHIFTER_S_PER_VALUE = (4.5e-8, 2.8e-8)  # partial-reach shifter, per lane value (reach 0 or full: numpy only)
+RING_S_PER_VALUE = (1.25e-7, 1e-9)  # column-register recurrence, per step x column (serial in numba too)
+PATTERN_S_PER_VALUE = (1.15e-9, 1.27e-9)  # BitTacticalE (shifter reach 0 or full) / P, per gathered lane value
+PATTERN_SHIFTER_S_PER_VALUE = (6.1e-8, 6.9e-9)  # BitTacticalE with a partial-reach shifter, per lane value
+SCHEDULE_S_PER_ROW = (1.08e-3, 7e-5)  # BitTactical's scheduler: one numpy pass per filled lane of a buffer row ...
+SCHEDULE_S_PER_SLOT = (3.1e-7, 6.3e-8)  # ... and the work over every weight slot
 MAX_MASK_LANES = 63  # lanes of a filter row that fit one uint64 bit mask with room to rotate
 NIBBLE_BITS, NIBBLE_LANES = 4, 16  # up to 16 lanes' candidate counts (each <= NIBBLE) packed in one uint64
 NIBBLE = (1 << NIBBLE_BITS) - 1
@@ -34,6 +42,54 @@ NIBBLE = (1 << NIBBLE_BITS) - 1
 PATTERN_CHUNK = 1 << 18
 SHIFTER_CHUNK = 1 << 16
 _NO_BIT = 1 << 30  # above any lowest set bit of a 16-bit value shifted by the reach
+CHUNKS_PER_THREAD = 4  # a kernel's range is cut into this many chunks per thread (uneven chunks balance out)
+SMALL_INT = 200  # column-register times are rebased beyond this: CPython caches the ints up to 256
+
+
+# ---------------------------------------------------------------- what numba would save
+
+
+def _saving(rates: tuple[float, float], units: float, parallel: bool = True) -> float:
+    """Seconds the numba form saves on `units` of work at (numpy, numba) CPU seconds per unit; a `parallel`
+    numba form spreads its CPU time over `threads()` threads."""
+    return (rates[0] - rates[1] / (threads() if parallel else 1)) * units
+
+
+def shifter_saving(n_values: int, reach: int) -> float:
+    """Seconds numba saves on shifter_rows over `n_values` lane values (only the partial reach has a numba form)."""
+    return _saving(SHIFTER_S_PER_VALUE, n_values) if 0 < reach < FULL_REACH else 0.0
+
+
+def ring_saving(n_values: int) -> float:
+    """Seconds numba saves on ring_cycles over `n_values` steps x columns."""
+    return _saving(RING_S_PER_VALUE, n_values, parallel=False)
+
+
+def pattern_saving(n_values: int, mode: KernelMode, reach: int) -> float:
+    """Seconds numba saves on pattern_costs gathering `n_values` lane values (windows x patterns x lanes)."""
+    partial = mode == KernelMode.PRAGMATIC and 0 < reach < FULL_REACH
+    return _saving(PATTERN_SHIFTER_S_PER_VALUE if partial else PATTERN_S_PER_VALUE, n_values)
+
+
+def schedule_saving(n_rows: int, n_slots: int) -> float:
+    """Seconds numba saves on schedule_sets over `n_rows` buffer rows of `n_slots` weight slots in all."""
+    return _saving(SCHEDULE_S_PER_ROW, n_rows) + _saving(SCHEDULE_S_PER_SLOT, n_slots)
+
+
+def _in_threads(run: Callable[[int, int], object], n: int) -> None:
+    """run(start, stop) over range(n), cut into chunks spread over `jit.threads()` threads (numba kernels
+    release the GIL, so the chunks run in parallel)."""
+    n_threads = min(threads(), n)
+    if n_threads <= 1:
+        run(0, n)
+        return
+    from concurrent.futures import ThreadPoolExecutor  # here: it imports logging (~20 ms of every start-up)
+
+    n_chunks = min(n, n_threads * CHUNKS_PER_THREAD)
+    bounds = [n * i // n_chunks for i in range(n_chunks + 1)]
+    with ThreadPoolExecutor(n_threads) as pool:
+        for done in [pool.submit(run, bounds[i], bounds[i + 1]) for i in range(n_chunks)]:
+            done.result()
 
 
 # ---------------------------------------------------------------- the two-stage shifter
@@ -46,24 +102,31 @@ def shifter_rows(vals: np.ndarray, reach: int) -> np.ndarray:
     the row's lanes, and every lane clears its lowest set bit if it lies within `reach` bits of it.
     """
     vals = np.asarray(vals)
-    if vals.shape[0] == 0:
-        return np.zeros(0, np.int64)
-    if reach == 0:  # one shared shifter: one cycle per bit column holding a one
-        cycles = np.bitwise_count(np.bitwise_or.reduce(vals, axis=1)).astype(np.int64)
-        return np.maximum(cycles, 1)
-    if reach >= FULL_REACH:  # one shifter per lane: the lane with the most ones decides
-        return np.maximum(np.bitwise_count(vals).max(axis=1).astype(np.int64), 1)
-    if use_jit(vals.size, SHIFTER_JIT_WORK):
+    if 0 < reach < FULL_REACH and use_jit(shifter_saving(vals.size, reach)):
         from bitpruner.sim.kernels import pragmatic_rows
 
-        return pragmatic_rows(np.ascontiguousarray(vals, dtype=np.int64), reach)
+        vals = np.ascontiguousarray(vals, dtype=np.int64)
+        out = np.empty(vals.shape[0], np.int64)
+        _in_threads(lambda r0, r1: pragmatic_rows(vals, reach, out, np.empty(vals.shape[1], np.int64), r0, r1),
+                    vals.shape[0])
+        return out
+    return _shifter_cycles(vals, reach).astype(np.int64)
+
+
+def _shifter_cycles(vals: np.ndarray, reach: int) -> np.ndarray:
+    """shifter_rows in numpy, as uint8 (at most VALUE_BITS cycles); the partial reach in row chunks."""
+    if reach == 0:  # one shared shifter: one cycle per bit column holding a one
+        return np.maximum(np.bitwise_count(np.bitwise_or.reduce(vals, axis=1)), 1)
+    if reach >= FULL_REACH:  # one shifter per lane: the lane with the most ones decides
+        return np.maximum(np.bitwise_count(vals).max(axis=1, initial=0), 1)
     step = max(1, SHIFTER_CHUNK // max(1, vals.shape[1]))
-    return np.concatenate([_shifter_rows_numpy(vals[r : r + step], reach) for r in range(0, vals.shape[0], step)])
+    return np.concatenate([_partial_reach(vals[r : r + step], reach) for r in range(0, vals.shape[0], step)]
+                          or [np.zeros(0, np.uint8)])
 
 
-def _shifter_rows_numpy(vals: np.ndarray, reach: int) -> np.ndarray:
+def _partial_reach(vals: np.ndarray, reach: int) -> np.ndarray:
     """The partial-reach shifter, one cycle of every unfinished row per numpy pass (at most 16 passes)."""
-    cycles = np.ones(vals.shape[0], np.int64)
+    cycles = np.ones(vals.shape[0], np.uint8)
     rows = np.flatnonzero(vals.any(axis=1))
     v = vals[rows].astype(np.int32)
     cycles[rows] = 0
@@ -89,29 +152,49 @@ def ring_cycles(cost: np.ndarray, n_steps: np.ndarray, reps: int, registers: int
     """
     n_ws, n_groups, _, n_cols = cost.shape
     n_steps = np.asarray(n_steps, np.int64)
-    if use_jit(n_ws * reps * int(n_steps.sum()) * n_cols, RING_JIT_WORK):
+    if use_jit(ring_saving(n_ws * reps * int(n_steps.sum()) * n_cols)):
         from bitpruner.sim.kernels import ring_cycles as ring_jit
 
-        return int(ring_jit(np.ascontiguousarray(cost, dtype=np.int64), n_steps, reps, registers))
+        return int(ring_jit(np.ascontiguousarray(cost, dtype=np.int64), n_steps, reps, np.zeros(n_cols, np.int64),
+                            np.zeros(registers, np.int64)))
     return _ring_cycles_python(cost, n_steps, reps, registers)
 
 
 def _ring_cycles_python(cost: np.ndarray, n_steps: np.ndarray, reps: int, registers: int) -> int:
     """The recurrence on Python ints (a per-step numpy call would cost more than the step); one window set's
-    costs are turned into lists at a time, which bounds the memory."""
+    costs are turned into lists at a time, which bounds the memory.
+
+    Times are kept relative to `base`, rebased when they outgrow SMALL_INT: columns never drift more than the
+    last `registers` + 1 steps apart, so the relative times stay small ints, which CPython does not allocate.
+    """
     n_cols = cost.shape[3]
     steps = n_steps.tolist()
-    cc, ring, idx, rc = [0] * n_cols, [0] * registers, 0, 0
+    cols, slots = range(n_cols), range(registers)
+    cc, ring, idx, rc, base = [0] * n_cols, [0] * registers, 0, 0, 0
     for ws_cost in cost:
         groups = [grp[:n] for grp, n in zip(ws_cost.tolist(), steps, strict=True)]
         for _ in range(reps):
             for grp in groups:
                 for step in grp:
-                    cc = [(c if c > rc else rc) + m for c, m in zip(cc, step, strict=True)]
+                    top = 0
+                    for c in cols:  # in place: cheaper than building a list per step
+                        v = cc[c]
+                        v = (v if v > rc else rc) + step[c]
+                        cc[c] = v
+                        if v > top:
+                            top = v
                     rc = ring[idx]
-                    ring[idx] = max(cc)
+                    ring[idx] = top
                     idx = idx + 1 if idx + 1 < registers else 0
-    return max(cc)
+                    if top > SMALL_INT:
+                        low = min(min(cc), min(ring), rc)
+                        for c in cols:
+                            cc[c] -= low
+                        for r in slots:
+                            ring[r] -= low
+                        rc -= low
+                        base += low
+    return base + max(cc)
 
 
 # ---------------------------------------------------------------- BitTacticalE / BitTacticalP pattern costs
@@ -129,13 +212,10 @@ def pattern_costs(vals, x0, y0, row_x, row_y, row_ch, key_row, key_lane, key_off
     Returns int64 [ceil(W / n_cols), n_blocks, n_cols] (0 where a column has no window).
     """
     n_win, n_blocks, lanes = x0.shape[0], pat_off.shape[0] - 1, pat_idx.shape[1]
-    if use_jit(n_win * pat_idx.shape[0] * lanes, PATTERN_JIT_WORK):
-        from bitpruner.sim import kernels
-
-        kernel = kernels.pattern_costs_pragmatic if mode == KernelMode.PRAGMATIC else kernels.pattern_costs_shapeshifter
-        return kernel(np.ascontiguousarray(vals, dtype=np.int64), x0, y0, row_x, row_y, row_ch, key_row, key_lane,
-                      key_off, pat_idx, pat_mask, pat_off, n_cols, reach)
     n_ws = -(-n_win // n_cols)
+    if use_jit(pattern_saving(n_win * pat_idx.size, mode, reach)):
+        return _pattern_costs_jit(vals, x0, y0, row_x, row_y, row_ch, key_row, key_lane, key_off, pat_idx, pat_mask,
+                                  pat_off, n_ws, n_cols, mode, reach)
     out = np.zeros((n_ws * n_cols, n_blocks), np.int64)
     if n_blocks == 0 or n_win == 0:
         return out.reshape(n_ws, n_cols, n_blocks).transpose(0, 2, 1)
@@ -147,25 +227,62 @@ def pattern_costs(vals, x0, y0, row_x, row_y, row_ch, key_row, key_lane, key_off
     blk = np.repeat(np.arange(n_blocks), np.diff(pat_off))
     # Pattern lanes as columns of the gathered keys; an idle lane reads an extra column (0, or -1 for bit counts).
     lanes_at = np.where(pat_idx >= 0, pat_idx + key_off[blk][:, None], n_keys)
+    lane_cols = np.ascontiguousarray(lanes_at.T)  # [lanes, patterns]: one gather per lane
     # Magnitudes fit 16 bits and bit counts 8: narrow values make the gathers below cheap.
     if mode == KernelMode.SHAPESHIFTER:
         idle, flat = -1, vals.reshape(-1).astype(np.int8)
     else:
         idle, flat = 0, vals.reshape(-1).astype(np.uint16)
-    step = max(1, PATTERN_CHUNK // max(1, lanes_at.size))
+    partial = mode == KernelMode.PRAGMATIC and 0 < reach < FULL_REACH
+    # The partial-reach shifter needs every lane value at once; the other costs reduce lane by lane.
+    step = max(1, PATTERN_CHUNK // max(1, lanes_at.size if partial else lanes_at.shape[0]))
     for w0 in range(0, n_win, step):
         w1 = min(n_win, w0 + step)
         keys = np.empty((w1 - w0, n_keys + 1), flat.dtype)
         keys[:, :n_keys] = flat[win_at[w0:w1, None] + key_at[None, :]]
         keys[:, n_keys] = idle
-        pats = keys[:, lanes_at]  # [windows, patterns, lanes]
-        if mode == KernelMode.SHAPESHIFTER:
-            top = pats.max(axis=2)
-            cost = np.where(top >= 0, top + 1, 1)
-        else:
-            cost = shifter_rows(pats.reshape(-1, lanes), reach).reshape(w1 - w0, -1)
+        if partial:
+            cost = _shifter_cycles(keys[:, lanes_at].reshape(-1, lanes), reach).reshape(w1 - w0, -1)
+        elif mode == KernelMode.SHAPESHIFTER:  # max bit count + 1 (1 for an all-idle pattern)
+            top = keys[:, lane_cols[0]]
+            for cols in lane_cols[1:]:
+                np.maximum(top, keys[:, cols], out=top)
+            cost = np.where(top >= 0, top + 1, 1).astype(np.int8)
+        elif reach == 0:  # one shared shifter: popcount of the lanes' OR
+            acc = keys[:, lane_cols[0]]
+            for cols in lane_cols[1:]:
+                acc |= keys[:, cols]
+            cost = np.maximum(np.bitwise_count(acc), 1)
+        else:  # a shifter per lane: the most ones of a lane
+            cost = np.bitwise_count(keys[:, lane_cols[0]])
+            for cols in lane_cols[1:]:
+                np.maximum(cost, np.bitwise_count(keys[:, cols]), out=cost)
+            cost = np.maximum(cost, 1)
         out[w0:w1] = np.maximum.reduceat(cost, pat_off[:-1], axis=1)
     return np.ascontiguousarray(out.reshape(n_ws, n_cols, n_blocks).transpose(0, 2, 1))
+
+
+def _pattern_costs_jit(vals, x0, y0, row_x, row_y, row_ch, key_row, key_lane, key_off, pat_idx, pat_mask, pat_off,
+                       n_ws, n_cols, mode, reach) -> np.ndarray:
+    """pattern_costs' numba form, window sets spread over threads."""
+    from bitpruner.sim import kernels
+
+    vals = np.ascontiguousarray(vals, dtype=np.int64)
+    out = np.zeros((n_ws, pat_off.shape[0] - 1, n_cols), np.int64)
+    most = max(1, int(np.diff(key_off).max(initial=0)))
+    lanes = pat_idx.shape[1]
+    common = (vals, x0, y0, row_x, row_y, row_ch, key_row, key_lane, key_off, pat_idx)
+    if mode == KernelMode.PRAGMATIC:
+        def run(ws0, ws1):
+            kernels.pattern_costs_pragmatic(out, ws0, ws1, *common, pat_mask, pat_off, reach,
+                                            np.empty(lanes, np.int64), np.empty(most, np.int64),
+                                            np.empty(most, np.int64), np.empty(VALUE_BITS, np.int64),
+                                            np.empty(VALUE_BITS, np.int64))
+    else:
+        def run(ws0, ws1):
+            kernels.pattern_costs_shapeshifter(out, ws0, ws1, *common, pat_off, np.empty(most, np.int64))
+    _in_threads(run, n_ws)
+    return out
 
 
 # ---------------------------------------------------------------- BitTactical's weight schedule
@@ -181,10 +298,13 @@ def schedule_sets(val: np.ndarray, trow: np.ndarray, tlane: np.ndarray, smap: np
     the most candidates (the lowest such lane) with that lane's first candidate in map order, until no zero
     lane has one.
     """
-    if use_jit(val.size, SCHEDULE_JIT_WORK):
+    if use_jit(schedule_saving(val.shape[2], val.size)):
         from bitpruner.sim.kernels import schedule_sets as schedule_jit
 
-        schedule_jit(val, trow, tlane, smap.astype(np.int64), lookahead)
+        smap = smap.astype(np.int64)
+        lanes = val.shape[3]
+        _in_threads(lambda k0, k1: schedule_jit(val, trow, tlane, smap, lookahead, k0, k1, np.zeros(lanes, np.int64)),
+                    val.shape[0])
     elif val.shape[3] <= MAX_MASK_LANES:
         _schedule_sets_masks(val, trow, tlane, smap, lookahead)
     else:

@@ -12,25 +12,30 @@ else, the values are copied into ``numba.config`` (kernels defined afterwards, i
 
 **numba loads lazily.** Importing this module does not import numba: ``numba``, ``njit`` and ``prange`` are
 module attributes resolved on first use (``from bitpruner.utils.jit import njit`` imports it). Loading numba
-and its first cached kernel costs a few tenths of a second and ~130 MiB of resident memory (LLVM), more than
+and its first cached kernel costs a few tenths of a second and ~100 MiB of resident memory (LLVM), more than
 small simulations take in numpy, so the simulator asks :func:`use_jit` whether a piece of work is worth it.
+The simulator's kernels are serial and release the GIL; callers spread them over :func:`threads` threads.
 Three optional imports numba makes are skipped when nobody loaded them before (saving ~0.4 s per process):
 ``scipy.linalg`` (numba only uses it to pick a BLAS inner product for ``np.convolve``/``np.correlate``, which
 then use numba's own loop; ``np.dot`` and friends still import scipy when compiled), ``cffi`` (calling cffi
 functions from jitted code; no kernel of the project does) and ``coverage`` (line coverage of jitted code,
-which needs a coverage tracer started before numba: set ``NUMBA_JIT_COVERAGE=1`` to keep it).
+which needs a coverage tracer started before numba: set ``NUMBA_JIT_COVERAGE=1`` to keep it). At exit, a
+process that loaded numba freezes the garbage collector's objects (``gc.freeze``), which skips a ~0.3 s scan
+of numba's registries by the interpreter's last collection.
 
-**When to JIT** (``BITPRUNER_JIT``): ``auto`` (default) runs a kernel's numba form when its work estimate
-reaches the caller's threshold (a lower one once numba is loaded in this process) or inside
-:func:`prefer_jit` (a whole run whose total work pays for numba), ``always`` / ``never`` force one form
-(tests run both; the two forms give identical results).
+**When to JIT** (``BITPRUNER_JIT``): ``auto`` (default) runs a kernel's numba form when the caller's estimate
+of the time it saves over numpy reaches numba's start-up (a twentieth of it once numba is loaded in this
+process) or inside :func:`prefer_jit` (a whole run whose estimated saving pays for numba), ``always`` /
+``never`` force one form (tests run both; the two forms give identical results).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import contextvars
 import functools
+import gc
 import os
 import sys
 from collections.abc import Iterator
@@ -45,10 +50,13 @@ CACHE_SUBDIR = ("bitpruner", "numba")
 JIT_ENV = "BITPRUNER_JIT"
 JIT_MODES = ("auto", "always", "never")
 JIT_COVERAGE_ENV = "NUMBA_JIT_COVERAGE"
+NUM_THREADS_ENV = "NUMBA_NUM_THREADS"
 # Optional imports numba makes at start-up that cost more than they give a simulator run (see above).
 SKIPPED_AT_IMPORT = ("coverage",)
 SKIPPED_AT_FIRST_KERNEL = ("scipy.linalg.cython_blas", "cffi")
-# Once numba is loaded, a further kernel costs only its cache file (~10 ms): thresholds drop by this factor.
+# CPU seconds of importing numba and loading the first cached kernel (benchmarks/sim_jit_calibration.py, on the
+# 2-core development machine); once numba is loaded a further kernel costs only its cache file (~10 ms).
+NUMBA_STARTUP_S = 0.45
 WARM_DISCOUNT = 20
 
 
@@ -75,6 +83,17 @@ def jit_mode() -> str:
     return mode
 
 
+def threads() -> int:
+    """Threads for the kernels (numba kernels release the GIL): ``NUMBA_NUM_THREADS`` if set, else the CPUs this
+    process may run on. ConfigError for a value that is not an integer >= 1."""
+    value = os.environ.get(NUM_THREADS_ENV, "").strip()
+    if not value:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"{NUM_THREADS_ENV}={value!r}: expected an integer >= 1")
+    return int(value)
+
+
 def numba_loaded() -> bool:
     """Whether numba is already imported in this process (its start-up cost is then paid)."""
     return "numba" in sys.modules
@@ -94,19 +113,19 @@ def prefer_jit(prefer: bool = True) -> Iterator[None]:
         _PREFER_JIT.reset(token)
 
 
-def use_jit(work: float, threshold: float) -> bool:
-    """Run the numba form of a kernel for `work` units (the caller's estimate, e.g. lane values or steps)?
+def use_jit(saving: float) -> bool:
+    """Run a kernel (or a whole run) in numba, which the caller estimates would save `saving` CPU seconds over
+    numpy?
 
-    ``auto``: inside ``prefer_jit()``, or when `work` >= `threshold` (the work at which numpy's time matches
-    numba's start-up), or >= threshold / WARM_DISCOUNT once numba is loaded. ``always`` / ``never``
-    (``BITPRUNER_JIT``) force it.
+    ``auto``: inside ``prefer_jit()``, or when `saving` >= NUMBA_STARTUP_S (>= NUMBA_STARTUP_S / WARM_DISCOUNT
+    once numba is loaded). ``always`` / ``never`` (``BITPRUNER_JIT``) force it.
     """
     mode = jit_mode()
     if mode != "auto":
         return mode == "always"
     if _PREFER_JIT.get():
         return True
-    return work >= (threshold / WARM_DISCOUNT if numba_loaded() else threshold)
+    return saving >= (NUMBA_STARTUP_S / WARM_DISCOUNT if numba_loaded() else NUMBA_STARTUP_S)
 
 
 @contextlib.contextmanager
@@ -138,6 +157,9 @@ def _numba():
     with _skipped(SKIPPED_AT_FIRST_KERNEL):
         import numba.core.typing.cffi_utils  # noqa: F401
         import numba.np.arraymath  # noqa: F401
+    # numba's registries are a large object graph: the interpreter's last garbage collection at exit would scan
+    # it for ~0.3 s. Frozen objects are left out of that scan (nothing of numba's needs finalizing then).
+    atexit.register(gc.freeze)
     return numba
 
 
@@ -152,5 +174,6 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'bitpruner.utils.jit' has no attribute {name!r}")
 
 
-__all__ = ["CACHE_DIR_ENV", "JIT_ENV", "THREADING_LAYER_ENV", "default_cache_dir", "jit_mode", "njit", "numba",
-           "numba_loaded", "prange", "prefer_jit", "use_jit"]
+# Also (loaded on first use, see __getattr__): numba, njit, prange.
+__all__ = ["CACHE_DIR_ENV", "JIT_ENV", "NUMBA_STARTUP_S", "THREADING_LAYER_ENV", "default_cache_dir", "jit_mode",
+           "numba_loaded", "prefer_jit", "threads", "use_jit"]
