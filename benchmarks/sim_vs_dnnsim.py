@@ -4,15 +4,18 @@ Run: ``python benchmarks/sim_vs_dnnsim.py [--dnnsim PATH] [--runs N] [--workload
 It writes the workloads of ``sim_workloads.py`` (a ResNet-18 conv2_x layer + fc 512 x 1000, a ResNet-18-shaped
 network without its 7 x 7 first layer, LeNet-5) in DNNsim's layout, then runs each (workload, design) as whole
 processes: ``bitpruner sim ... --json`` and, with ``--dnnsim PATH`` (a DNNsim binary, isakedo/DNNsim 4748a60,
-run from a folder holding the traces and a link to the ``DRAMSim2`` folder of its checkout), DNNsim on a batch
-file with one experiment (task Cycles, dataflow WindowFirstOutS, quantised traces, ``--fast_mode``). The two
-alternate run by run; the table shows median wall seconds, the ratio ours / DNNsim (< 1: ours is faster),
-peak resident memory of each process, and whether every layer's compute cycles agree. Known DNNsim defects
-are left out of that check and named in the table (BitTacticalE/P on fc: DNNsim reads the promoted
-activations from the wrong column; docs/simulator.md). Without ``--dnnsim`` it prints ours alone.
+run from a folder holding the traces and links to ``DRAMSim2/ini`` and ``DRAMSim2/system.ini`` of its checkout,
+the binary's folder), DNNsim on a batch file with one experiment (task Cycles, dataflow WindowFirstOutS,
+quantised traces, ``--fast_mode``). The two alternate run by run; the table shows median wall seconds, the
+ratio ours / DNNsim (< 1: ours is faster), peak resident memory of each process, and whether every layer's
+compute cycles agree in every run. Known DNNsim defects are left out of that check and named in the table
+(BitTacticalE/P on fc: DNNsim reads the promoted activations from the wrong column; docs/simulator.md).
+Without ``--dnnsim`` it prints ours alone.
 
 Timings include everything a user waits for: interpreter start-up, imports, numba's on-disk cache (warm it
-with one untimed run of each design first, as the script does), trace loading and the simulation.
+with one untimed run of each design first, as the script does), trace loading and the simulation. Our
+process decides itself whether numba pays (``BITPRUNER_JIT``, default auto). The load average is printed
+before and after: on a busy machine the numbers are noisy.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from bitpruner.sim.dnnsim_io import save_dnnsim
 DRAMSIM = Path("DRAMSim2")
 DNNSIM_INI = (DRAMSIM / "ini", DRAMSIM / "system.ini")
 KIB_PER_MIB = 1024
+NO_BYTECODE_ENV = "PYTHONDONTWRITEBYTECODE"
 
 
 @dataclass(frozen=True)
@@ -127,8 +131,10 @@ def main() -> None:
         for path in DNNSIM_INI:
             if not (work / path).exists():
                 (work / path).symlink_to(dnnsim.parent / path)
-    print(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} "
-          f"(1/5/15 min), cpus: {os.cpu_count()}, traces in {work}", flush=True)
+    print(f"load: {_load()} (1/5/15 min), cpus: {os.cpu_count()}, traces in {work}", flush=True)
+    if os.environ.get(NO_BYTECODE_ENV):
+        print(f"note: {NO_BYTECODE_ENV} is set, so every run of ours compiles the project's sources (~0.07 s); "
+              "unset it to time what a user waits for", flush=True)
 
     header = "| workload | design | ours (s) | ours (MiB) |"
     header += " DNNsim (s) | DNNsim (MiB) | ours / DNNsim | compute cycles |" if dnnsim else ""
@@ -143,7 +149,7 @@ def main() -> None:
             ours_t, ours_m, dn_t, dn_m = [], [], [], []
             batch = work / f"{network}_{label.replace(' ', '_').replace('+', '_')}.prototxt"
             batch.write_text(batch_file(network, case))
-            same = "-"
+            checks = []
             for _ in range(args.runs):
                 wall, peak, out = _isolated(cmd, work)
                 ours_t.append(wall)
@@ -155,16 +161,23 @@ def main() -> None:
                     wall, peak, _ = _isolated([str(dnnsim), "--batch", str(batch), "--fast_mode", "--quiet"], work)
                     dn_t.append(wall)
                     dn_m.append(peak)
-                    same = _compare(ours_cycles(out), dnnsim_cycles(results), case, traces[name])
+                    checks.append(_compare(ours_cycles(out), dnnsim_cycles(results), case, traces[name]))
             row = f"| {name} | {label} | {statistics.median(ours_t):.3f} | {max(ours_m):.0f} |"
             if dnnsim:
                 dn = statistics.median(dn_t)
+                same = next((c for c in checks if "DIFFER" in c), checks[-1])  # a difference in any run shows
                 row += f" {dn:.3f} | {max(dn_m):.0f} | {statistics.median(ours_t) / dn:.3f} | {same} |"
             print(row, flush=True)
+    print(f"load at the end: {_load()} (1/5/15 min)")
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def _isolated(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
-    """run_process in a fresh helper process, so that the peak memory is this command's alone."""
+    """Wall seconds, peak resident MiB and stdout of `cmd` as a whole process, run from a fresh helper process
+    so that the peak memory (the helper's RUSAGE_CHILDREN) is this command's alone. Fails on a non-zero status."""
     helper = ("import json, resource, subprocess, sys, time; t = time.perf_counter(); "
               "p = subprocess.run(sys.argv[2:], cwd=sys.argv[1], capture_output=True, text=True); "
               "w = time.perf_counter() - t; "
