@@ -10,11 +10,11 @@ non-negative and every step is a max):
   not depend on the filters, so a window set's steps repeat for every filter-set group;
 - PragmaticW's cost depends on (filter, row) only, so per row it is a max over the group's filters;
 - Laconic's max over windows and filters of a per-lane product is the product of per-lane maxima;
-- BitTacticalP's max over filters of "max bits + 1" is taken over the union of their selected lanes,
-  and BitTacticalE's per-filter lane patterns are deduplicated per step before they meet the windows.
+- BitTacticalP's max over filters of "max bits + 1" is taken over the union of their selected lanes
+  (one key per pattern), and BitTacticalE's lane patterns and keys are built once per layer, for all samples.
 
-The kernels (`vectorized.py`: numpy, or numba when the work pays for loading it) are imported inside the
-functions so that importing the engine does not load them.
+The kernels come from `vectorized.py` (numpy, or numba when the work pays for loading it: `jit_saving` below
+estimates what numba would save on a layer before anything runs); numba itself loads only when a kernel asks.
 """
 
 from __future__ import annotations
@@ -182,9 +182,10 @@ def tactical_blocks(sim: LayerSimulator, plans: list[np.ndarray], mode: KernelMo
     gets one all-idle pattern first (a PE with nothing to read still costs 1 cycle). PRAGMATIC mode keeps
     every filter's pattern (distinct patterns are nearly all of them: deduplicating cost more than it saved);
     SHAPESHIFTER mode only needs the union of a block's keys (one key per pattern, patterns one lane wide).
-    Returns the blocks' distinct keys (row, lane: int64; offsets per block), the patterns as int32 indices into
-    their block's keys, their key bit masks (int64; only for a partial-reach shifter, else zeros) and the pattern offsets
-    per block (int64). Arrays of patterns x lanes are int32 and freed early: they are the largest of a layer.
+    Returns the blocks' distinct keys (row, lane: int64; offsets per block), the patterns as int32 indices
+    into their block's keys, their key bit masks (int64; only for a partial-reach shifter, else zeros) and the
+    pattern offsets per block (int64). Arrays of patterns x lanes are int32 and freed early: they are the
+    largest of a layer.
     """
     sch, lanes, tiles = sim.schedule(), sim.g.lanes, sim.p.tiles
     steps = np.array([plan.shape[0] for plan in plans], np.int64)
@@ -196,34 +197,39 @@ def tactical_blocks(sim: LayerSimulator, plans: list[np.ndarray], mode: KernelMo
     first_set = np.repeat((np.arange(len(plans)) % sim.g.filter_groups) * tiles, steps)
     blk, tile = np.nonzero(rows >= 0)  # busy (block, tile) pairs, by block
     sets, brow = first_set[blk] + tile, rows[blk, tile]
-    arow, alane = sch.act_slots(sets, brow)  # int32 [busy, R, L]
-    real = (np.arange(arow.shape[1])[None, :] < sch.n_filters[sets][:, None]).reshape(-1)
-    keys = np.where(arow >= 0, arow * lanes + alane, -1).reshape(-1, lanes)[real]  # int32
-    del arow, alane
+    keys = sch.act_keys(sets, brow)  # int32 [busy, R, L]
+    real = (np.arange(keys.shape[1])[None, :] < sch.n_filters[sets][:, None]).reshape(-1)
+    keys = keys.reshape(-1, lanes)[real]
     pat_blk = np.repeat(blk, sch.tuple_row.shape[1])[real]
     span = lanes * sim.g.T + 1  # block-qualified keys: blk*span + key (keys < span - 1)
-    if mode == KernelMode.SHAPESHIFTER:  # one key per pattern: patterns one lane wide
-        busy = keys >= 0
-        flat, _ = _distinct(keys + (pat_blk * span)[:, None], busy, n_blocks * span, index=False)
-        keys = (flat % span).astype(np.int32)[:, None]
-        pat_blk = flat // span
-    # Patterns in block order, each block's all-idle pattern first.
-    per_block = np.bincount(pat_blk, minlength=n_blocks) + 1
-    offsets = np.concatenate([[0], np.cumsum(per_block)])
-    rank = np.arange(pat_blk.size) - (np.cumsum(per_block - 1) - (per_block - 1))[pat_blk]
-    ordered = np.full((int(offsets[-1]), keys.shape[1]), -1, np.int32)
-    ordered[offsets[pat_blk] + 1 + rank] = keys
-    del keys, rank
-    pat_blk = np.repeat(np.arange(n_blocks), per_block)
-    busy = ordered >= 0
-    qualified = ordered + (pat_blk * span)[:, None]  # int64
-    del ordered
-    ukeys, key_index = _distinct(qualified, busy, n_blocks * span)
-    del qualified
-    key_off = np.searchsorted(ukeys // span, np.arange(n_blocks + 1))
-    key_index -= key_off[pat_blk].astype(np.int32)[:, None]
-    pat_idx = np.where(busy, key_index, np.int32(-1))
-    del key_index, busy
+    busy = keys >= 0
+    if mode == KernelMode.SHAPESHIFTER:  # one key per pattern: a block's keys are its patterns
+        ukeys, _ = _distinct(keys + (pat_blk * span)[:, None], busy, n_blocks * span, index=False)
+        del keys, busy
+        key_blk = ukeys // span
+        key_off = np.searchsorted(key_blk, np.arange(n_blocks + 1))
+        offsets = key_off + np.arange(n_blocks + 1)  # each block's all-idle pattern first
+        in_block = np.arange(ukeys.size) - key_off[key_blk]
+        pat_idx = np.full((int(offsets[-1]), 1), -1, np.int32)
+        pat_idx[offsets[key_blk] + 1 + in_block, 0] = in_block
+    else:
+        # Patterns in block order, each block's all-idle pattern first.
+        per_block = np.bincount(pat_blk, minlength=n_blocks) + 1
+        offsets = np.concatenate([[0], np.cumsum(per_block)])
+        rank = np.arange(pat_blk.size) - (np.cumsum(per_block - 1) - (per_block - 1))[pat_blk]
+        ordered = np.full((int(offsets[-1]), lanes), -1, np.int32)
+        ordered[offsets[pat_blk] + 1 + rank] = keys
+        del keys, rank, busy
+        pat_blk = np.repeat(np.arange(n_blocks), per_block)
+        busy = ordered >= 0
+        qualified = ordered + (pat_blk * span)[:, None]  # int64
+        del ordered
+        ukeys, key_index = _distinct(qualified, busy, n_blocks * span)
+        del qualified
+        key_off = np.searchsorted(ukeys // span, np.arange(n_blocks + 1))
+        key_index -= key_off[pat_blk].astype(np.int32)[:, None]
+        pat_idx = np.where(busy, key_index, np.int32(-1))
+        del key_index, busy
     if mode == KernelMode.PRAGMATIC and 0 < sim.reach < FULL_REACH:
         # Keys each pattern reads, as a bit mask (used when its block has at most MAX_SLICED_KEYS keys).
         in_mask = (pat_idx >= 0) & (pat_idx < MAX_SLICED_KEYS)

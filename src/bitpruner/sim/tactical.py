@@ -133,6 +133,19 @@ class LayerSchedule:
     n_filters: np.ndarray  # int64 [set]: real filters in each set (the last may be partial)
     lookahead: int
 
+    @cached_property
+    def tuple_key(self) -> np.ndarray:
+        """int32 [set, filter, row, lane]: each slot's tuple as one key, row * L + lane."""
+        return self.tuple_row * self.tuple_row.shape[3] + self.tuple_lane
+
+    def act_keys(self, sets: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """act_slots as keys row * L + lane (int32 [n, R, L]; -1 where a lane is skipped or a filter padded)."""
+        keys = self.tuple_key[sets, :, rows]
+        rows = np.asarray(rows)[:, None, None]
+        padded = np.arange(keys.shape[1])[None, :, None] >= self.n_filters[sets][:, None, None]
+        keys[(keys < rows * self.tuple_row.shape[3]) | padded] = -1  # tuple row before the running row
+        return keys
+
     def act_slots(self, sets: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(row, lane) each filter's lanes read when set sets[j] runs buffer row rows[j]: int32 [n, R, L] each,
         -1 where DNNsim skips the lane (the slot's tuple row is before the running row: DNNsim's tuple rule,
@@ -257,7 +270,7 @@ def schedule_layer(
     smap = search_map(lookahead, lookaside, search_shape)
     _check_map(smap, lanes)
     n_sets = -(-n_filt_total // rows_per_set)
-    # [set, filter, row, lane]; int32 halves the memory of int64 (weights and tuples are 16-bit values).
+    # [set, filter, row, lane]; int32 halves the memory of int64 (16-bit weights, buffer rows and lanes).
     val = np.zeros((n_sets * rows_per_set, n_rows, lanes), np.int32)
     val[:n_filt_total] = w
     val = val.reshape(n_sets, rows_per_set, n_rows, lanes)
