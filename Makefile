@@ -9,7 +9,7 @@ export NUMBA_THREADING_LAYER := workqueue
 # Stages run `python ...`: make it the project's virtualenv.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup repro test test-slow lint mlflow-ui clean
+.PHONY: setup repro sweep test test-slow lint mlflow-ui clean
 
 # System step: Chromium for the browser test (tests/report/test_report_chromium.py). As root with apt-get
 # it is installed when missing; anywhere else setup goes on, and that test skips (it fails under CI=true).
@@ -27,6 +27,12 @@ $(STAMP): pyproject.toml
 
 repro: setup
 	$(VENV)/bin/dvc repro
+
+# The optional k x mode grid of prune_bits runs: pipelines/sweep is a DVC project of its own (the root's bare
+# `dvc status` / `dvc metrics show` do not read it). Its input is the root pipeline's prune_weights model.
+sweep: setup
+	$(VENV)/bin/dvc repro prune_weights
+	cd pipelines/sweep && $(CURDIR)/$(VENV)/bin/dvc repro
 
 test: setup
 	$(PY) -m pytest

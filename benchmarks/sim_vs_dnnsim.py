@@ -8,7 +8,8 @@ run from a folder holding the traces and links to ``DRAMSim2/ini`` and ``DRAMSim
 the binary's folder), DNNsim on a batch file with one experiment (task Cycles, dataflow WindowFirstOutS,
 quantised traces, ``--fast_mode``). The two alternate run by run; the table shows median wall seconds, the
 ratio ours / DNNsim (< 1: ours is faster), peak resident memory of each process, and whether every layer's
-compute cycles agree in every run. Known DNNsim defects are left out of that check and named in the table
+compute cycles agree in every run. CPU seconds (user + system, median) are printed beside the wall times:
+on a shared machine they vary less than wall time does. Known DNNsim defects are left out of that check and named in the table
 (BitTacticalE/P on fc: DNNsim reads the promoted activations from the wrong column; docs/simulator.md).
 Without ``--dnnsim`` it prints ours alone.
 
@@ -136,8 +137,9 @@ def main() -> None:
         print(f"note: {NO_BYTECODE_ENV} is set, so every run of ours compiles the project's sources (~0.07 s); "
               "unset it to time what a user waits for", flush=True)
 
-    header = "| workload | design | ours (s) | ours (MiB) |"
-    header += " DNNsim (s) | DNNsim (MiB) | ours / DNNsim | compute cycles |" if dnnsim else ""
+    header = "| workload | design | ours (s) | ours CPU (s) | ours (MiB) |"
+    header += (" DNNsim (s) | DNNsim CPU (s) | DNNsim (MiB) | ours / DNNsim | CPU ours / DNNsim | compute cycles |"
+               if dnnsim else "")
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     for name in args.workloads:
@@ -146,27 +148,32 @@ def main() -> None:
             case = CASES[label]
             cmd = ours_command(work, network, case)
             _isolated(cmd, work)  # untimed: warms numba's on-disk cache and the page cache
-            ours_t, ours_m, dn_t, dn_m = [], [], [], []
+            ours_t, ours_c, ours_m, dn_t, dn_c, dn_m = [], [], [], [], [], []
             batch = work / f"{network}_{label.replace(' ', '_').replace('+', '_')}.prototxt"
             batch.write_text(batch_file(network, case))
             checks = []
             for _ in range(args.runs):
-                wall, peak, out = _isolated(cmd, work)
+                wall, cpu, peak, out = _isolated(cmd, work)
                 ours_t.append(wall)
+                ours_c.append(cpu)
                 ours_m.append(peak)
                 if dnnsim:
                     results = work / "results" / network
                     for old in results.rglob("*_cycles.csv") if results.exists() else []:
                         old.unlink()
-                    wall, peak, _ = _isolated([str(dnnsim), "--batch", str(batch), "--fast_mode", "--quiet"], work)
+                    wall, cpu, peak, _ = _isolated([str(dnnsim), "--batch", str(batch), "--fast_mode", "--quiet"],
+                                                   work)
                     dn_t.append(wall)
+                    dn_c.append(cpu)
                     dn_m.append(peak)
                     checks.append(_compare(ours_cycles(out), dnnsim_cycles(results), case, traces[name]))
-            row = f"| {name} | {label} | {statistics.median(ours_t):.3f} | {max(ours_m):.0f} |"
+            ours_cpu = statistics.median(ours_c)
+            row = f"| {name} | {label} | {statistics.median(ours_t):.3f} | {ours_cpu:.3f} | {max(ours_m):.0f} |"
             if dnnsim:
-                dn = statistics.median(dn_t)
+                dn, dn_cpu = statistics.median(dn_t), statistics.median(dn_c)
                 same = next((c for c in checks if "DIFFER" in c), checks[-1])  # a difference in any run shows
-                row += f" {dn:.3f} | {max(dn_m):.0f} | {statistics.median(ours_t) / dn:.3f} | {same} |"
+                row += (f" {dn:.3f} | {dn_cpu:.3f} | {max(dn_m):.0f} | {statistics.median(ours_t) / dn:.3f} |"
+                        f" {ours_cpu / dn_cpu:.3f} | {same} |")
             print(row, flush=True)
     print(f"load at the end: {_load()} (1/5/15 min)")
 
@@ -175,19 +182,19 @@ def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def _isolated(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
-    """Wall seconds, peak resident MiB and stdout of `cmd` as a whole process, run from a fresh helper process
-    so that the peak memory (the helper's RUSAGE_CHILDREN) is this command's alone. Fails on a non-zero status."""
+def _isolated(cmd: list[str], cwd: Path) -> tuple[float, float, float, str]:
+    """Wall seconds, CPU seconds (user + system), peak resident MiB and stdout of `cmd` as a whole process, run
+    from a fresh helper process so that the CPU time and peak memory (the helper's RUSAGE_CHILDREN) are this
+    command's alone. Fails on a non-zero status."""
     helper = ("import json, resource, subprocess, sys, time; t = time.perf_counter(); "
               "p = subprocess.run(sys.argv[2:], cwd=sys.argv[1], capture_output=True, text=True); "
-              "w = time.perf_counter() - t; "
-              "print(json.dumps([p.returncode, w, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, "
-              "p.stdout, p.stderr[-500:]]))")
+              "w = time.perf_counter() - t; r = resource.getrusage(resource.RUSAGE_CHILDREN); "
+              "print(json.dumps([p.returncode, w, r.ru_utime + r.ru_stime, r.ru_maxrss, p.stdout, p.stderr[-500:]]))")
     done = subprocess.run([sys.executable, "-c", helper, str(cwd), *cmd], capture_output=True, text=True, check=True)
-    code, wall, maxrss_kib, out, err = json.loads(done.stdout)
+    code, wall, cpu, maxrss_kib, out, err = json.loads(done.stdout)
     if code != 0:
         raise RuntimeError(f"{' '.join(cmd)} exited with {code}: {err.strip()}")
-    return wall, maxrss_kib / KIB_PER_MIB, out
+    return wall, cpu, maxrss_kib / KIB_PER_MIB, out
 
 
 def _compare(ours: dict[str, int], theirs: dict[str, int], case: Case, trace) -> str:

@@ -11,7 +11,7 @@ import pytest
 from bitpruner import cli
 
 # The subcommands, in the order `bitpruner --help` lists them (one module of SUBCOMMAND_MODULES may add several).
-SUBCOMMANDS = ["sim", "sensitivity", "compare", "report", "plan"]
+SUBCOMMANDS = ["sim", "sensitivity", "compare", "report", "plan", "project"]
 
 
 def subcommands(parser: argparse.ArgumentParser) -> list[str]:

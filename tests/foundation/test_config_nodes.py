@@ -280,14 +280,15 @@ def test_plan_stage_passes_accelerator_errors_through(compose):
         ("export_dnnsim", 1, "export_dnnsim: got 1, expected true or false"),
         ("progress", None, "progress: got None, expected true or false"),
         ("baseline", "nope", "baseline: got 'nope', expected one of the variant names "
-                             "['non-pruned', 'weight-pruned', 'bit-pruned']"),
-        ("variants", [], "variants: got [], expected a non-empty list of {name, ckpt, metrics, acc_key, required}"),
+                             "['non-pruned', 'weight-pruned', 'bit-pruned', 'bit-flip (BitWave)', 'BBS (BitVert)']"),
+        ("variants", [], "variants: got [], expected a non-empty list of {name, ckpt, metrics, acc_key, required, project}"),
         ("variants.0.foo", 1, "variants[0]: unknown key(s) foo; expected some of acc_key, ckpt, metrics, name, "
-                              "required"),
+                              "project, required"),
         ("variants.1.name", "a/b", "variants[1].name: got 'a/b', expected a name without '/' or ',' "
                                    "(it names files and metrics)"),
         ("variants.1.name", "", "variants[1].name: got '', expected a non-empty string"),
-        ("variants.1.name", "non-pruned", "variants: names ['non-pruned', 'non-pruned', 'bit-pruned'] must be unique"),
+        ("variants.1.name", "non-pruned", "variants: names ['non-pruned', 'non-pruned', 'bit-pruned', "
+         "'bit-flip (BitWave)', 'BBS (BitVert)'] must be unique"),
         ("variants.2.ckpt", "", "variants[2].ckpt: got '', expected a checkpoint path"),
         ("variants.2.required", "yes", "variants[2].required: got 'yes', expected true or false"),
         ("variants.2.acc_key", 3, "variants[2].acc_key: got 3, expected a string or null"),

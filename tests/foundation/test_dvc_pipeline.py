@@ -174,11 +174,11 @@ def stale_stages(cwd: Path) -> set[str]:
             if any(isinstance(c, dict) and "changed deps" in c for c in changes)}
 
 
-def test_a_change_in_an_imported_module_makes_exactly_its_stages_stale(tmp_path):
-    """In a copy of the pipeline whose lock records the current code (`dvc commit` over placeholder outputs),
-    touching a module makes stale the stages that run it (per the import closure) and no other."""
+def committed_project(tmp_path: Path) -> Path:
+    """A copy of the pipeline whose lock records the current code (`dvc commit` over placeholder outputs): the
+    state right after `make repro`. The sweep subproject (pipelines/sweep, with its own .dvc/) comes along."""
     project = tmp_path / "project"
-    skip = shutil.ignore_patterns("__pycache__", "*.egg-info", "sweep")  # the sweep pipeline has its own dvc.yaml
+    skip = shutil.ignore_patterns("__pycache__", "*.egg-info", "tmp")  # tmp: a subproject's .dvc/tmp
     for name in ("src", "conf", "pipelines"):
         shutil.copytree(REPO / name, project / name, ignore=skip)
     for name in ("dvc.yaml", "params.yaml", ".dvcignore"):
@@ -195,6 +195,25 @@ def test_a_change_in_an_imported_module_makes_exactly_its_stages_stale(tmp_path)
                 (path / "placeholder").write_text("x\n")
     proc = dvc(["commit", "-f"], project)
     assert proc.returncode == 0, proc.stderr
+    return project
+
+
+def test_bare_dvc_status_is_clean_after_a_repro_with_the_sweep_never_run(tmp_path):
+    """A bare `dvc status` (no target) reads the default pipeline only: the optional sweep grid, a DVC project of
+    its own in pipelines/sweep, is not listed as never run. The check can fail: the same dvc.yaml outside a
+    project of its own is collected, and its stages are listed."""
+    project = committed_project(tmp_path)
+    proc = dvc(["status"], project)
+    assert proc.returncode == 0 and proc.stdout.strip() == "Data and pipelines are up to date.", proc.stdout
+    shutil.rmtree(project / "pipelines" / "sweep" / ".dvc")  # the old layout: one project, two dvc.yaml files
+    proc = dvc(["status"], project)
+    assert "prune_bits@" in proc.stdout and "collect" in proc.stdout, proc.stdout
+
+
+def test_a_change_in_an_imported_module_makes_exactly_its_stages_stale(tmp_path):
+    """In a copy of the pipeline whose lock records the current code, touching a module makes stale the stages
+    that run it (per the import closure) and no other."""
+    project = committed_project(tmp_path)
     assert stale_stages(project) == set()
 
     probes = ["src/bitpruner/sim/kernels.py", "src/bitpruner/training/module.py", "src/bitpruner/reports/plots.py"]
@@ -208,16 +227,58 @@ def test_a_change_in_an_imported_module_makes_exactly_its_stages_stale(tmp_path)
         path.write_text(original)
 
 
+SWEEP = REPO / "pipelines" / "sweep"
+
+
+def sweep_deps(stage: str) -> list[str]:
+    """A stage's deps in pipelines/sweep/dvc.yaml as paths from the repository root (they are written relative to
+    pipelines/sweep, a DVC project of its own)."""
+    deps = yaml.safe_load((SWEEP / "dvc.yaml").read_text())["stages"][stage]["deps"]
+    return [os.path.relpath(SWEEP / (d if isinstance(d, str) else next(iter(d))), REPO) for d in deps]
+
+
+def test_sweep_is_a_dvc_project_of_its_own():
+    """pipelines/sweep has its own .dvc/ (the root does not collect it) sharing the root's cache."""
+    config = (SWEEP / ".dvc" / "config").read_text()
+    cache = re.search(r"^\s*dir\s*=\s*(\S+)", config, flags=re.MULTILINE)
+    assert cache and (SWEEP / ".dvc" / cache.group(1)).resolve() == (REPO / ".dvc" / "cache").resolve()
+
+
+@pytest.mark.parametrize("stage", ["prune_bits", "collect"])
+def test_sweep_code_deps_are_files(stage):
+    """Outside its project DVC applies no .dvcignore: a folder of src/ as a dep would count its __pycache__."""
+    folders = [d for d in sweep_deps(stage) if d.startswith("src/") and (REPO / d).is_dir()]
+    assert not folders, f"pipelines/sweep/dvc.yaml {stage}: list the files of {folders}"
+
+
+def uncovered(code: set[Path], deps: list[str]) -> list[str]:
+    """Files of `code` no dep covers; empty ones excepted (the sweep leaves them out: DVC warns about an empty dep)."""
+    return sorted(p.relative_to(REPO).as_posix() for p in code if not covered(p, deps) and p.stat().st_size > 0)
+
+
+def test_sweep_cells_have_the_root_prune_bits_deps():
+    """The cells read what the root's prune_bits reads, less its plan file: each folder of src/ there is listed here
+    file by file (non-empty .py files; a module added to such a folder must be added here too)."""
+    wanted = set()
+    for dep in deps_of("prune_bits"):
+        if dep.startswith("src/") and (REPO / dep).is_dir():
+            wanted |= {p.relative_to(REPO).as_posix() for p in (REPO / dep).rglob("*.py")
+                       if "__pycache__" not in p.parts and p.stat().st_size > 0}
+        elif dep != "outputs/plan/plan.yaml":
+            wanted.add(dep)
+    have = set(sweep_deps("prune_bits"))
+    assert not wanted - have, f"pipelines/sweep/dvc.yaml prune_bits lacks deps: {sorted(wanted - have)}"
+    assert not have - wanted, f"pipelines/sweep/dvc.yaml prune_bits has deps the root's lacks: {sorted(have - wanted)}"
+
+
 def test_sweep_pipeline_cells_depend_on_the_prune_bits_code():
-    sweep = yaml.safe_load((REPO / "pipelines" / "sweep" / "dvc.yaml").read_text())["stages"]["prune_bits"]
-    deps = [d if isinstance(d, str) else next(iter(d)) for d in sweep["deps"]]
-    missing = sorted(p.relative_to(REPO).as_posix() for p in code_of("prune_bits") if not covered(p, deps))
+    missing = uncovered(code_of("prune_bits"), sweep_deps("prune_bits"))
     assert not missing, f"pipelines/sweep/dvc.yaml prune_bits runs code it does not depend on: {missing}"
 
 
 def test_sweep_collect_depends_on_its_code():
-    collect = yaml.safe_load((REPO / "pipelines" / "sweep" / "dvc.yaml").read_text())["stages"]["collect"]
+    collect = yaml.safe_load((SWEEP / "dvc.yaml").read_text())["stages"]["collect"]
     module = collect["cmd"].split("-m ")[1].split()[0]
     code = code_of(None, entry=module_file(module))
-    missing = sorted(p.relative_to(REPO).as_posix() for p in code if not covered(p, collect["deps"]))
+    missing = uncovered(code, sweep_deps("collect"))
     assert not missing, f"pipelines/sweep/dvc.yaml collect runs code it does not depend on: {missing}"

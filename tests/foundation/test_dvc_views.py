@@ -20,7 +20,9 @@ import yaml
 from helpers.browser import FLAGS, TIMEOUT_S, find_chromium
 from helpers.paths import REPO_ROOT
 
-COPIED = ["dvc.yaml", "params.yaml", "pipelines/sweep/dvc.yaml", "pipelines/sweep/params.yaml", ".dvc/config"]
+# The sweep grid comes with its .dvc/config: a DVC project of its own, which the root's views do not read.
+COPIED = ["dvc.yaml", "params.yaml", ".dvc/config", "pipelines/sweep/dvc.yaml", "pipelines/sweep/params.yaml",
+          "pipelines/sweep/.dvc/config"]
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".svg"}
 FAILED_TO_LOAD = "DVC failed to load"
 # No host name resolves: a request that leaves the page fails (and is in the network log).

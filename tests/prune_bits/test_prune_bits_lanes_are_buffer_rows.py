@@ -60,3 +60,27 @@ def test_group_ids_select_the_weights_of_one_buffer_row(kind):
     for group, row in enumerate(rows):
         # Row-major order of a group's weights in [K, C, kh, kw] is channel order, as along the lanes.
         assert w[ids == group].tolist() == [v for v in row.tolist() if v != 0], f"group {group}"
+
+
+@pytest.mark.parametrize("groups", [3, 6])  # 3: two channels per group; 6 = C: depthwise
+def test_lane_groups_of_a_grouped_layer_are_its_groups_buffer_rows(groups):
+    # A grouped conv runs as one dense sub-layer per group (bitpruner.sim.grouped, DNNsim's grouped tiling); the
+    # lane groups of W[K, C/g, kh, kw] are the rows of those sub-layers, filter by filter, in order. Depthwise
+    # sub-layers put filter m's weight on lane m of D = min(lanes, rows) lanes (DNNsim), so there a row and its
+    # lane group hold the same single weight on different lanes.
+    from bitpruner.sim.grouped import group_tiling, sub_layers
+
+    k, c = 6, CONV["channels"]
+    w = distinct_weights((k, c // groups, CONV["kh"], CONV["kw"]))
+    a = np.ones((1, c, CONV["height"], CONV["width"]), np.int64)
+    trace = LayerTrace("g", "conv", *from_torch_layout(w, a), groups=groups)
+    params = SimParams(lanes=LANES, rows=LANES)
+    tiling = group_tiling(trace, params)
+    rows = np.concatenate([Geometry(sub, tiling.params).weight_rows(sub.weights) for sub in sub_layers(trace, tiling)])
+    lane_groups = to_lane_groups(w, LANES).reshape(k, groups_per_filter(w.shape, LANES), LANES)
+    assert rows.shape[:2] == lane_groups.shape[:2]  # same rows per filter, filters in the same order
+    if tiling.depthwise:
+        assert ((rows != 0).sum(axis=-1) <= 1).all() and ((lane_groups != 0).sum(axis=-1) <= 1).all()
+        assert np.array_equal(rows.sum(axis=-1), lane_groups.sum(axis=-1))
+    else:
+        assert np.array_equal(rows, lane_groups)

@@ -172,10 +172,13 @@ def test_bad_shapes(capsys, root, shape, match):
     assert_refused(capsys, root, "--arch", "Stripes", match=match)
 
 
-def test_channel_mismatch_hints_at_grouped_convolutions(capsys, root):
+def test_channel_mismatch_of_an_impossible_grouped_convolution(capsys, root):
+    # 10 activation channels over 5 weight channels read as groups=2 (tests/sim/test_sim_grouped.py); 7 filters
+    # cannot split into 2 groups.
     np.save(act(root), np.ones((1, 10, 7, 7), np.float32))
+    np.save(wgt(root), np.ones((7, 5, 3, 3), np.float32))
     assert_refused(capsys, root, "--arch", "Stripes",
-                   match="weights have 5 channels, activations 10 (a grouped convolution with 2 groups?")
+                   match="weights have 5 channels, activations 10, groups=2; expected C % groups == 0, K % groups == 0")
 
 
 # ------------------------------------------------------------------ model.csv and precision.txt

@@ -35,7 +35,7 @@ SMALL = dict(lanes=4, columns=3, rows=2, tiles=2)
 
 
 def test_every_design_resolves_by_name_and_alias_in_any_case():
-    assert ARCHS == tuple(d.name for d in DESIGNS) and len(set(ARCHS)) == len(ARCHS) == 10
+    assert ARCHS == tuple(d.name for d in DESIGNS) and len(set(ARCHS)) == len(ARCHS) == 13
     for d in DESIGNS:
         for name in (d.name, *d.aliases):
             assert design_of(name) is d and design_of(name.upper()) is d and resolve_arch(name.lower()) == d.name
@@ -62,7 +62,7 @@ def test_records_point_at_their_cost_modules():
     for d in DESIGNS:
         assert d.cost.__module__ == costs.__name__ and d.reference_cost.__module__ == reference.__name__
         assert d.options <= set(OPTION_FIELDS)
-    assert {d.name for d in DESIGNS if not d.in_dnnsim} == {"PragmaticW"}
+    assert {d.name for d in DESIGNS if not d.in_dnnsim} == {"PragmaticW", "Bitlet", "BitWave", "BitVert"}
     assert design_of("PragmaticW").serial is Serial.WEIGHTS and design_of("Laconic").serial.operands == (
         "activations", "weights")
 
@@ -96,7 +96,9 @@ def _changes_cycles(arch, option, value, base):
     """True when setting `option` changes the cycles of some small random layer."""
     for seed in range(6):
         rng = np.random.default_rng(seed)
-        layer = random_layer(rng, "conv", K=6, C=9, k=2, X=5, max_mag=4000, sparsity=0.6)
+        # 8-bit designs refuse wider weights: they get 8-bit ones
+        max_mag = 127 if design_of(arch).weight_bits else 4000
+        layer = random_layer(rng, "conv", K=6, C=9, k=2, X=5, max_mag=max_mag, sparsity=0.6)
         params = SimParams(**SMALL, **base)
         if simulate_layer(layer, arch, params) != simulate_layer(layer, arch, params.model_copy(update={option: value})):
             return True
@@ -106,7 +108,8 @@ def _changes_cycles(arch, option, value, base):
 # A value that matters for each option (group_size only matters under column registers).
 OPTION_PROBES = {"bits_first_stage": (2, {}), "column_registers": (2, {}), "booth_encoding": (True, {}),
                  "group_size": (3, {"column_registers": 2}), "pe_serial_bits": (2, {}), "lookahead": (1, {}),
-                 "lookaside": (0, {})}
+                 "lookaside": (0, {}), "dataflow_choice": (True, {}), "bidirectional": (False, {}),
+                 "multipliers": (1, {}), "drop_sign_extension": (0, {}), "fixed_precision": (8, {})}
 
 
 # Options the spec gives a design although they cannot change its cycles, and why.

@@ -2,6 +2,8 @@
 only unusual layers reach (each such test first asserts that its layer does reach the branch). Tests taking
 `jit_mode` run twice: with the kernels' numpy forms and with their numba forms."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from tests.sim.conftest import random_layer, random_values
@@ -19,8 +21,11 @@ TACTICAL = [d.name for d in DESIGNS if d.scheduled]
 
 
 def both(layer, arch, params):
-    """(engine, reference) cycles, with the options the design does not take reset to their defaults."""
+    """(engine, reference) cycles, with the options the design does not take reset to their defaults; a design
+    defined for 8-bit weights only (Bitlet, BitWave, BitVert) runs on the weights' low 8 bits."""
     params = params_for(design_of(arch), params)
+    if design_of(arch).weight_bits:
+        layer = dataclasses.replace(layer, weights=layer.weights.astype(np.int64).astype(np.int8))
     return simulate_layer(layer, arch, params), reference_cycles(layer, arch, params)
 
 

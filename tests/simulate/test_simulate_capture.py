@@ -156,7 +156,6 @@ def test_stored_integer_weights_that_disagree_with_the_state_dict_fail():
 
 
 @pytest.mark.parametrize("conv, match", [
-    (nn.Conv2d(4, 4, 3, groups=2), "groups=2"),
     (nn.Conv2d(4, 4, 3, dilation=2), "dilation"),
     (nn.Conv2d(4, 4, 3, stride=(1, 2)), "same stride"),
     (nn.Conv2d(4, 4, 3, padding=(1, 0)), "same padding"),

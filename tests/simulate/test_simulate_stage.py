@@ -17,8 +17,10 @@ from bitpruner.sim.traces import NetworkTrace
 from bitpruner.simulate.stage import simulate
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf"
-DEFAULT_ACCELERATORS = ["Stripes", "BitPragmatic", "Laconic", "BitTacticalE", "PragmaticW-bfs0", "PragmaticW-bfs4"]
-VARIANTS = ["non-pruned", "weight-pruned", "bit-pruned"]
+DEFAULT_ACCELERATORS = ["Stripes", "BitPragmatic", "Laconic", "BitTacticalE", "PragmaticW-bfs0", "PragmaticW-bfs4",
+                        "Bitlet", "BitWave", "BitVert"]
+# The three models, then the published bit-level methods applied post-training to the non-pruned one (`project:`).
+VARIANTS = ["non-pruned", "weight-pruned", "bit-pruned", "bit-flip (BitWave)", "BBS (BitVert)"]
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +54,7 @@ def test_stage_outputs_and_consistent_tables(default_run):
     table = pd.read_csv(out / "comparison.csv")
     assert list(dict.fromkeys(cycles["accelerator"])) == DEFAULT_ACCELERATORS
     assert list(dict.fromkeys(table["variant"])) == VARIANTS
-    assert len(cycles) == 3 * 6 * 5  # variants x accelerators x LeNet-5 layers
+    assert len(cycles) == len(VARIANTS) * len(DEFAULT_ACCELERATORS) * 5  # variants x accelerators x LeNet-5 layers
     assert (cycles["compute_cycles"] > 0).all()
 
     totals = cycles.groupby(["variant", "accelerator"])["compute_cycles"].sum()
@@ -78,7 +80,8 @@ def test_stage_outputs_and_consistent_tables(default_run):
     on_disk = json.loads((out / "details.json").read_text())
     assert on_disk == pytest.approx(metrics)
     headline = json.loads((out / "metrics.json").read_text())
-    assert len(headline) <= 12 and "speedup_vs_nonpruned/geomean" in headline
+    assert 5 <= len(headline) <= 10 and "speedup_vs_nonpruned/geomean" in headline  # whatever the accelerators
+    assert "bit-flip (BitWave)/speedup_vs_nonpruned/geomean" in headline and "BBS (BitVert)/test_acc" in headline
     assert all(on_disk[k] == pytest.approx(v) for k, v in headline.items())
     for _, row in table.iterrows():
         v, a = row["variant"], row["accelerator"]
@@ -114,6 +117,44 @@ def test_variant_statistics_and_accuracy_sources(default_run):
     assert metrics["bit-pruned/bit_sparsity"] == pytest.approx(variants.at["bit-pruned", "bit_sparsity"])
 
 
+def test_published_pruning_variants(default_run):
+    """bit-flip (BitWave) and BBS (BitVert): the non-pruned checkpoint's 8-bit integers projected with the configured
+    method, traced as projected, their accuracy the traced model's, their sparsity reported like the others."""
+    from bitpruner.models.checkpoint import load_model_checkpoint
+    from bitpruner.models.layers import prunable_layers
+    from bitpruner.prune_bits.bitlevel import bbs_zero_point, bitflip
+    from bitpruner.quant.fixed_point import quantize_weight
+
+    out, metrics, root = default_run
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    spec = {v["name"]: v.get("project") for v in cfg["variants"]}
+    assert spec["bit-flip (BitWave)"] == {"method": "bitflip", "N": 3, "group": 32}
+    assert spec["BBS (BitVert)"] == {"method": "bbs_zero_point", "N": 4, "group": 32, "const_bits": 5}
+    variants = pd.read_csv(out / "variants.csv").set_index("variant")
+    source, _ = load_model_checkpoint(root / "outputs/train/model.ckpt")
+    for name, fn, n in (("bit-flip (BitWave)", bitflip, 3), ("BBS (BitVert)", bbs_zero_point, 4)):
+        row = variants.loc[name]
+        assert row["acc_source"].startswith("evaluated") and row["test_acc"] == row["traced_test_acc"]
+        assert row["weights_from"].startswith("quantize_weight + ") and f"(N={n}, group=32" in row["weights_from"]
+        trace = NetworkTrace.load(out / "traces" / name)  # names with spaces and parentheses name folders
+        for layer, (lname, module) in zip(trace.layers, prunable_layers(source).items(), strict=True):
+            q = quantize_weight(module.weight, {"bits": 8}).q
+            expect = fn(q, n, 32, grouping="lanes", narrow_range=True).numpy()
+            assert layer.name == lname
+            assert np.array_equal(layer.weights, np.swapaxes(expect, 2, 3) if expect.ndim == 4 else expect)
+            assert not np.array_equal(expect, q.numpy()) or lname == "conv1"
+        assert metrics[f"{name}/bit_sparsity"] == pytest.approx(row["bit_sparsity"])
+        assert metrics[f"{name}/weight_sparsity"] == pytest.approx(row["weight_sparsity"])
+    # bit-flip keeps zeros and only clears bits; zero-point keeps no zeros (as published)
+    assert variants.at["bit-flip (BitWave)", "bit_sparsity"] > variants.at["non-pruned", "bit_sparsity"]
+    assert variants.at["bit-flip (BitWave)", "weight_sparsity"] >= variants.at["non-pruned", "weight_sparsity"]
+    table = pd.read_csv(out / "comparison.csv").set_index(["variant", "accelerator"])
+    if "BitWave" in DEFAULT_ACCELERATORS:  # its cost: non-zero magnitude columns; bit-flip only clears columns
+        assert table.loc[("bit-flip (BitWave)", "BitWave"), "speedup_vs_nonpruned"] >= 1.0
+    md = (out / "comparison.md").read_text()
+    assert "| bit-flip (BitWave) |" in md and "BBS (BitVert) vs non-pruned" in md
+
+
 def test_traces_written_in_both_formats(default_run):
     import torch
 
@@ -139,6 +180,11 @@ def test_mlflow_run_logged(default_run):
     run = runs[0]
     assert run.data.tags["model"] == "lenet5" and run.data.tags["dataset"] == "digits"
     assert "final/speedup_vs_nonpruned/geomean" in run.data.metrics
+    from bitpruner.tracking.names import mlflow_key
+
+    # variant names with spaces and parentheses reach MLflow as sanitized keys
+    assert mlflow_key("final/BBS (BitVert)/test_acc") == "final/BBS _BitVert_/test_acc"
+    assert "final/BBS _BitVert_/test_acc" in run.data.metrics
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"comparison.md", "comparison.csv", "cycles.csv", "speedups.png"} <= artifacts
 
@@ -149,12 +195,14 @@ def test_optional_variants_may_be_absent(compose, tmp_path):
     paths["prune_weights"].unlink()
     cfg = compose("simulate", ["data=digits", "logger=none", "progress=false", "samples=3", "traced_accuracy=false",
                                "~accelerator@accelerators.bitpragmatic", "~accelerator@accelerators.laconic",
-                               "~accelerator@accelerators.bittacticale", "~accelerator@accelerators.pragmaticw_bfs4"])
+                               "~accelerator@accelerators.bittacticale", "~accelerator@accelerators.pragmaticw_bfs4",
+                               "~accelerator@accelerators.bitlet", "~accelerator@accelerators.bitwave",
+                               "~accelerator@accelerators.bitvert"])
     metrics = simulate(cfg)
     out = tmp_path / "outputs/simulate"
     table = pd.read_csv(out / "comparison.csv")
-    assert set(table["variant"]) == {"non-pruned"}
-    assert list(table["accelerator"]) == ["Stripes", "PragmaticW-bfs0", "geomean"]
+    assert set(table["variant"]) == {"non-pruned", "bit-flip (BitWave)", "BBS (BitVert)"}  # the last two: train's
+    assert list(table[table["variant"] == "non-pruned"]["accelerator"]) == ["Stripes", "PragmaticW-bfs0", "geomean"]
     assert table["speedup_vs_weightpruned"].isna().all()
     assert "non-pruned/cycles/PragmaticW-bfs0" in metrics
     # three samples traced; cycles add up over them (Stripes does not look at the data: 3x one sample)
@@ -162,7 +210,8 @@ def test_optional_variants_may_be_absent(compose, tmp_path):
     assert all(layer.activations.shape[0] == 3 for layer in trace.layers)
     cycles = pd.read_csv(out / "cycles.csv")
     assert (cycles["samples"] == 3).all()
-    stripes = cycles[cycles["accelerator"] == "Stripes"].set_index("layer")["compute_cycles"]
+    stripes = cycles[(cycles["accelerator"] == "Stripes") & (cycles["variant"] == "non-pruned")]
+    stripes = stripes.set_index("layer")["compute_cycles"]
     for layer in trace.layers:
         assert stripes[layer.name] == 3 * simulate_layer(layer, "Stripes", samples=1)
 
@@ -185,6 +234,7 @@ def test_bad_configs_fail_before_work(compose, overrides, match):
 def test_accelerator_group_serves_prune_bits():
     """Every conf/accelerator file parses; pragmaticw_bfs0 carries the keys the bit-pruning stage reads."""
     from bitpruner.sim.accelerators import accelerator_from_config
+    from bitpruner.sim.designs import ARCHS
 
     conf = CONFIG_DIR / "accelerator"
 
@@ -193,7 +243,7 @@ def test_accelerator_group_serves_prune_bits():
         accel = accelerator_from_config(yaml.safe_load(path.read_text()), path.name)
         names.add(accel.arch)
         assert accel.params.lanes == 16 and accel.params.tiles == 16
-    assert len(names) == 10  # every architecture the simulator knows
+    assert names == set(ARCHS)  # every architecture the simulator knows
     target = yaml.safe_load((conf / "pragmaticw_bfs0.yaml").read_text())
     assert {"name", "arch", "lanes", "columns", "rows", "tiles", "pe_width", "bits_first_stage",
             "column_registers", "booth"} <= set(target)
@@ -213,3 +263,29 @@ def test_compare_cli_rebuilds_against_another_reference(default_run, tmp_path, m
     assert np.allclose(again["speedup_vs_nonpruned"], first["speedup_vs_weightpruned"])
     assert bitpruner.cli.main(["compare", str(out), "--baseline", "nope"]) == 1
     assert "--baseline 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda c: c["variants"][3]["project"].update(N=9), r"variants\[3\]\.project\.N: got 9"),
+    (lambda c: c["variants"][3]["project"].update(method="bitflop"), "project.method: got 'bitflop'"),
+    (lambda c: c["variants"][4].update(acc_key="test_acc"), "expected metrics and acc_key null"),
+    (lambda c: c["bits"].update(weights=6), r"bits.weights=6: the `project` of variant\(s\)"),
+])
+def test_bad_project_variants_fail_before_work(compose, change, match):
+    from bitpruner.simulate.config import validate_simulate
+
+    cfg = compose("simulate", ["data=digits", "logger=none"])
+    assert cfg["variants"][3]["name"] == "bit-flip (BitWave)"
+    change(cfg)
+    with pytest.raises(ConfigError, match=match):
+        validate_simulate(cfg)
+
+
+def test_project_variant_shape_errors_name_the_variant(compose, tmp_path):
+    write_three_checkpoints(tmp_path)
+    cfg = compose("simulate", ["data=digits", "logger=none", "progress=false", "traced_accuracy=false"])
+    cfg["variants"] = [cfg["variants"][0], {**cfg["variants"][3], "project": {"method": "bitflip", "N": 3,
+                                                                             "group": 5, "grouping": "flat"}}]
+    # fc1 [16, 32]: 512 weights are no multiple of 5
+    with pytest.raises(ConfigError, match=r"variants\['bit-flip \(BitWave\)'\]\.project: layer 'fc1'"):
+        simulate(cfg)

@@ -97,3 +97,40 @@ def test_submitit_local_sweep_nests_and_summarizes(tmp_path, mlflow_db_template)
     assert not (tmp_path / "outputs" / "prune_bits").exists()
     artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
     assert {"sweep_summary.csv", "sweep_summary.md", "sweep_tradeoff.png"} <= artifacts
+
+
+REFUSING_SBATCH = """#!/bin/sh
+echo "sbatch: error: Batch job submission failed: Invalid partition name specified" >&2
+exit 1
+"""
+
+
+@pytest.mark.parametrize("sbatch", ["refusing", "missing"])
+def test_a_sweep_slurm_cannot_submit_fails_its_parent_run_in_one_line(tmp_path, mlflow_db_template, sbatch):
+    """sbatch refusing the array, or absent: the sweep's MLflow parent run ends FAILED (not RUNNING), one line on
+    stderr names the launcher and the reason (no traceback), and the command exits 1."""
+    shutil.copyfile(mlflow_db_template, tmp_path / "mlflow.db")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    _executable(bin_dir / "srun", FAKE_SRUN)
+    if sbatch == "refusing":
+        _executable(bin_dir / "sbatch", REFUSING_SBATCH)
+    # No other sbatch reachable: PATH keeps only the folders that hold none.
+    kept = [d for d in os.environ["PATH"].split(os.pathsep) if d and not os.path.exists(os.path.join(d, "sbatch"))]
+    env = {**_stage_env(tmp_path), "PATH": os.pathsep.join([str(bin_dir), *kept])}
+    cmd = [sys.executable, "pipelines/prune_bits.py", "-m", "seed=1,2", "hydra/launcher=slurm",
+           f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    reason = ("`sbatch` exited with status 1: sbatch: error: Batch job submission failed: Invalid partition name"
+              if sbatch == "refusing" else "`sbatch` not found on PATH")
+    assert lines[0].startswith(f"error: hydra/launcher=slurm could not run the sweep: {reason}"), lines[0]
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("bitpruner").experiment_id
+    parents = client.search_runs([experiment], "tags.`bitpruner.kind` = 'sweep'")
+    assert len(parents) == 1 and parents[0].info.status == "FAILED"
+    assert parents[0].info.run_id in lines[0] and "marked FAILED" in lines[0]
+    assert reason in parents[0].data.tags["bitpruner.sweep.error"]
+    assert client.search_runs([experiment], "tags.`bitpruner.kind` = 'stage'") == []  # no job ran

@@ -3,6 +3,12 @@
 Per-layer `k`, most specific last: `k` for every layer, then `first_layer_k` / `last_layer_k` (null =
 same as `k`), then `layers` ({name or glob: k}, later patterns win), then the plan file's
 `layers: {name: k}`. A layer whose k is `bits - 1` is only quantized (no bit constraint).
+
+The bit-level modes (`bitflip`, `bbs_average`, `bbs_zero_point`: the published BitWave / BBS methods of
+`bitlevel.py`) read the same per-layer k as the number of columns they keep: N = bits - 1 - k columns are pruned
+(BitWave's `w_prec` = k + 1), in groups of `lanes` consecutive channels; they need 8-bit weights.
+`BitLevelSpec` is the node that names one such projection outside the stage (`bitpruner project`, the
+`simulate` stage's `project:` variants).
 """
 
 from __future__ import annotations
@@ -16,12 +22,14 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from bitpruner.config import CheckedNode, plain
 from bitpruner.errors import ConfigError
+from bitpruner.prune_bits.bitlevel import DEFAULT_CONST_BITS, GROUPINGS, WBITS
+from bitpruner.prune_bits.bitlevel import METHODS as BITLEVEL_METHODS
 from bitpruner.prune_bits.encodings import ENCODINGS
 from bitpruner.prune_bits.plan_file import read_plan_file
 from bitpruner.quant.fixed_point import QuantConfig
 from bitpruner.schema import parse_node
 
-MODES = ("per_weight", "group_columns", "group_budget")
+MODES = ("per_weight", "group_columns", "group_budget", *BITLEVEL_METHODS)
 SCHEDULES = ("step", "agp")
 WHERE = "prune_bits"
 
@@ -111,10 +119,16 @@ class BitPruneConfig(CheckedNode):
         for pattern, value in self.layers.items():
             check_k(f"{WHERE}.layers[{pattern!r}]", value, bits)
 
+    def check_width(self, bits: int) -> None:
+        """The bit-level modes (BitWave / BBS) are defined for 8-bit weights only."""
+        if self.mode in BITLEVEL_METHODS and bits != WBITS:
+            raise ConfigError(f"quant.bits={bits}: {WHERE}.mode={self.mode} is defined for {WBITS}-bit weights only")
+
     def layer_k(self, names: list[str], bits: int) -> dict[str, int]:
         """Target k of every layer (see the module docstring); bad values or unknown names fail here."""
         if not names:
             raise ConfigError(f"{WHERE}: the model has no Conv2d/Linear layer to bit-prune")
+        self.check_width(bits)
         out = {n: check_k(f"{WHERE}.k", self.k, bits) for n in names}
         if self.first_layer_k is not None:
             out[names[0]] = check_k(f"{WHERE}.first_layer_k", self.first_layer_k, bits)
@@ -137,8 +151,13 @@ class BitPruneConfig(CheckedNode):
         return out
 
     def check_fits(self, max_epochs: int, targets: Mapping[str, int]) -> None:
-        """The schedule must reach every target and leave at least one epoch of fine-tuning there."""
+        """The schedule must reach every target and leave at least one epoch of fine-tuning there.
+
+        `max_epochs = 0` is post-training projection: the input projected at every layer's target, no fine-tuning
+        (how BitWave and BBS publish their methods)."""
         reached = self.final_epoch(targets)
+        if max_epochs == 0:
+            return
         if max_epochs is None or max_epochs <= reached:
             raise ConfigError(f"trainer.max_epochs={max_epochs}: the {self.describe()} reaches the target k "
                               f"at epoch {reached} (0-based); expected max_epochs > {reached}")
@@ -171,7 +190,32 @@ class PruneBitsStage(CheckedNode):
     @model_validator(mode="after")
     def _budgets_fit_the_weights(self) -> PruneBitsStage:
         self.prune_bits.check_bits(self.quant.bits)
+        self.prune_bits.check_width(self.quant.bits)
         return self
+
+
+class BitLevelSpec(CheckedNode):
+    """One published bit-level projection of 8-bit integer weights (bitlevel.py): method, N, group, const_bits,
+    grouping. Used by `bitpruner project` and by the `simulate` stage's `project:` variants."""
+
+    WHERE: ClassVar[str] = "project"
+
+    method: Literal[BITLEVEL_METHODS]  # type: ignore[valid-type]
+    N: int = Field(ge=0, le=WBITS - 1, json_schema_extra={"expected": "an integer in [0, 7] (pruned columns)"})
+    group: int = Field(gt=0, json_schema_extra={"expected": "a positive integer (weights per group)"})
+    const_bits: int = Field(default=DEFAULT_CONST_BITS, ge=1, le=WBITS)
+    grouping: Literal[GROUPINGS] = "lanes"  # type: ignore[valid-type]
+
+    def params(self) -> dict[str, Any]:
+        """Keyword arguments of the method's function (pipeline weights are narrow range: [-127, 127])."""
+        out = {"N": self.N, "group": self.group, "grouping": self.grouping, "narrow_range": True}
+        if self.method == "bbs_zero_point":
+            out["const_bits"] = self.const_bits
+        return out
+
+    def describe(self) -> str:
+        extra = f", const_bits={self.const_bits}" if self.method == "bbs_zero_point" else ""
+        return f"{self.method}(N={self.N}, group={self.group}{extra}, grouping={self.grouping})"
 
 
 def validate_prune_bits_stage(cfg: Mapping[str, Any]) -> tuple[BitPruneConfig, QuantConfig]:

@@ -16,6 +16,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from bitpruner.models.layers import prunable_layers
+from bitpruner.prune_bits.bitlevel import BITLEVEL, project_bitlevel
 from bitpruner.prune_bits.lanes import weight_group_ids
 from bitpruner.prune_bits.projections import group_budget, group_columns, group_error, per_weight
 from bitpruner.quant.fixed_point import QuantConfig, broadcast_scale, qmax, weight_scale
@@ -28,6 +29,8 @@ def project_int(mode: str, w: torch.Tensor, scale: torch.Tensor, k: int, lanes: 
     group_budget gets k * lanes bits per lane group: the same mean budget as the other modes.
     """
     w = w.detach()
+    if mode in BITLEVEL:  # the published BitWave / BBS methods: N = bits - 1 - k pruned columns, groups of `lanes`
+        return project_bitlevel(mode, w, scale, k, lanes, bits)
     if mode == "per_weight":
         return per_weight(w, k, bits=bits, scale=scale, encoding=encoding)
     if mode == "group_columns":

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from bitpruner.errors import BitprunerError, ConfigError  # noqa: E402
+from bitpruner.prune_bits.bitlevel import BITLEVEL  # noqa: E402
 from bitpruner.prune_bits.encodings import check_encoding, essential_bits_table  # noqa: E402
 from bitpruner.prune_bits.lanes import check_lanes, from_lane_groups, group_filters, to_lane_groups  # noqa: E402
 from bitpruner.quant.fixed_point import check_bits, qmax  # noqa: E402
@@ -419,10 +420,13 @@ PROJECTIONS: dict[str, Callable[..., Any]] = {
     "group_columns": group_columns,
     "group_budget": group_budget,
 }
+# The published bit-level methods (BitWave bit-flip, BBS averaging and zero-point shifting): bitlevel.py.
+PROJECTIONS.update(BITLEVEL)
 
 
 def project(method: str, w, **params):
-    """Dispatch by name: per_weight(k), group_columns(k, lanes), group_budget(budget, lanes)."""
+    """Dispatch by name: per_weight(k), group_columns(k, lanes), group_budget(budget, lanes), and the 8-bit
+    bit-level methods bitflip(N, group), bbs_average(N, group), bbs_zero_point(N, group, const_bits)."""
     if method not in PROJECTIONS:
         raise ConfigError(f"projection={method!r}: expected one of {', '.join(PROJECTIONS)}")
     return PROJECTIONS[method](w, **params)

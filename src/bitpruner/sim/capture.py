@@ -53,18 +53,22 @@ def _pair(value, what: str, layer: str) -> int:
 
 
 def layer_geometry(name: str, module: nn.Module) -> tuple[str, int, int]:
-    """(type, stride, pad) of a conv/fc layer; grouped or dilated convolutions are not simulated."""
+    """(type, stride, pad) of a conv/fc layer; dilated convolutions are not simulated (grouped ones are: the
+    trace records ``module.groups``, see `layer_groups`)."""
     if isinstance(module, nn.Linear):
         return "fc", 1, 0
     if not isinstance(module, nn.Conv2d):
         raise TraceError(f"layer {name!r}: {type(module).__name__} is neither Conv2d nor Linear")
-    if module.groups != 1:
-        raise TraceError(f"layer {name!r}: groups={module.groups}; the simulator models dense convolutions only")
     if _pair(module.dilation, "dilation", name) != 1:
         raise TraceError(f"layer {name!r}: dilation={module.dilation}; the simulator models dilation 1 only")
     if module.padding_mode != "zeros":
         raise TraceError(f"layer {name!r}: padding_mode={module.padding_mode!r}; the simulator pads with zeros")
     return "conv", _pair(module.stride, "stride", name), _pair(module.padding, "padding", name)
+
+
+def layer_groups(module: nn.Module) -> int:
+    """PyTorch's ``groups`` of a Conv2d (weights ``[K, C/groups, kh, kw]``; depthwise: groups = C); 1 for Linear."""
+    return int(getattr(module, "groups", 1)) if isinstance(module, nn.Conv2d) else 1
 
 
 def stored_int_weights(payload: Mapping | None) -> dict | None:
@@ -172,7 +176,7 @@ class QuantizedModel:
             w, a = from_torch_layout(qw.q.numpy(), acts.numpy())
             aq = self.act_quant[name]
             layer = LayerTrace(
-                name=name, type=kind, weights=w, activations=a, stride=stride, pad=pad,
+                name=name, type=kind, weights=w, activations=a, stride=stride, pad=pad, groups=layer_groups(module),
                 act_prec=aq.bits, wgt_prec=qw.bits, act_scale=float(aq.scale),
                 wgt_scale=float(qw.scale) if qw.scale.dim() == 0 else None,
                 act_bits=aq.bits, wgt_bits=qw.bits,
@@ -232,6 +236,7 @@ def trace_summary(trace: NetworkTrace) -> list[dict]:
         rows.append({
             "name": layer.name, "type": layer.type, "weights": "x".join(map(str, layer.weights.shape)),
             "activations": "x".join(map(str, layer.activations.shape)), "stride": layer.stride, "pad": layer.pad,
+            "groups": layer.groups,
             "act_prec": layer.act_prec, "wgt_prec": layer.wgt_prec,
             "act_min": int(np.min(layer.activations)), "act_max": int(np.max(layer.activations)),
             "wgt_absmax": int(np.max(np.abs(layer.weights))),

@@ -7,12 +7,17 @@ to simulate) ends the command with status 1 and one line on stderr, before any c
 from __future__ import annotations
 
 import argparse
+import atexit
+import gc
 import json
 import math
+import os
 import sys
 
 _GEOMETRY_FLAGS = ("lanes", "columns", "rows", "tiles", "pe_width")
-_OPTION_FLAGS = ("bits_first_stage", "column_registers", "group_size", "pe_serial_bits", "lookahead", "lookaside")
+_OPTION_FLAGS = ("bits_first_stage", "column_registers", "group_size", "pe_serial_bits", "lookahead", "lookaside",
+                 "multipliers", "drop_sign_extension", "fixed_precision")
+_BOOL_FLAGS = ("dataflow_choice", "bidirectional")  # Bitlet/BitWave/BitVert options (spec: new_designs.md)
 _HELP = {
     "lanes": "multipliers per PE (default 16)",
     "columns": "PE columns = windows in lock-step (default 16)",
@@ -25,12 +30,18 @@ _HELP = {
     "pe_serial_bits": "Loom activation bits per PE cycle (default 1)",
     "lookahead": "BitTactical lookahead h (default 2)",
     "lookaside": "BitTactical lookaside d (default 5)",
+    "multipliers": "BitVert column bits per cycle m (default lanes / 2)",
+    "drop_sign_extension": "BitVert: sign-extension columns skipped, at most (default 3)",
+    "fixed_precision": "BitVert: constant cycles per step, weights ignored (default 0: data-aware)",
+    "dataflow_choice": "BitWave: the min over BitSim's seven (lanes, rows, columns) (default off)",
+    "bidirectional": "BitVert: a column costs its minority of ones or zeros (default on)",
 }
 # Largest value of any integer flag: sizes and counts beyond it cannot be simulated (numpy indexes in int64).
 MAX_FLAG_VALUE = (1 << 31) - 1
 # bits_first_stage: from 4 bits on every lane has its own shifter; 2**64 - 1 is already far beyond a 16-bit value.
 MAX_BITS_FIRST_STAGE = 64
 USAGE_EXIT = 1  # argument errors exit like every other bad input: status 1, one line on stderr
+OPENBLAS_THREADS_ENV = "OPENBLAS_NUM_THREADS"
 
 
 def _one_line_error(parser: argparse.ArgumentParser):
@@ -71,6 +82,9 @@ def register(subparsers) -> None:
                              "lists them all)")
     for flag in _GEOMETRY_FLAGS + _OPTION_FLAGS:
         parser.add_argument(f"--{flag.replace('_', '-')}", type=int, default=None, metavar="N", help=_HELP[flag])
+    for flag in _BOOL_FLAGS:
+        parser.add_argument(f"--{flag.replace('_', '-')}", action=argparse.BooleanOptionalAction, default=None,
+                            help=_HELP[flag])
     parser.add_argument("--booth", action="store_true", help="Booth-like recoding of the serial operand")
     parser.add_argument("--tactical", action="store_true",
                         help="BitTactical weight scheduling (DaDianNao, BitPragmatic, ShapeShifter)")
@@ -104,10 +118,10 @@ def check_flags(args: argparse.Namespace, given: dict, design) -> None:
     if args.memory_limit is not None and not (math.isfinite(args.memory_limit) and args.memory_limit > 0):
         raise ConfigError(f"--memory-limit: got {args.memory_limit}, expected a number of GiB > 0")
     if design.scheduled:
-        from bitpruner.sim.params import SimParams
+        from bitpruner.sim.params import FIELDS
 
-        lanes = given.get("lanes", SimParams.model_fields["lanes"].default)
-        lookaside = given.get("lookaside", SimParams.model_fields["lookaside"].default)
+        lanes = given.get("lanes", FIELDS["lanes"].default)
+        lookaside = given.get("lookaside", FIELDS["lookaside"].default)
         reach = -(-lookaside // 2)  # the 'T' search map's lane offsets go +1, -1, +2, -2, ...
         if reach > lanes:
             raise ConfigError(f"{WHERE}.lookaside: got {lookaside}, which reaches lane offset {reach} > "
@@ -119,21 +133,28 @@ def run(args: argparse.Namespace) -> int:
 
     Raises ConfigError / TraceError (printed as one line by `bitpruner.cli.main`, exit 1) for any bad input.
     """
+    # The simulator calls no BLAS routine; numpy's OpenBLAS would start a thread per CPU at import (~80 ms of a
+    # 0.25 s LeNet-5 run, issue 14). A user's own setting wins; no effect once numpy is loaded.
+    os.environ.setdefault(OPENBLAS_THREADS_ENV, "1")
+    # At exit, the interpreter's last garbage collection scans every object numpy and the run left (~25 ms of a
+    # LeNet-5 run); frozen objects are skipped (nothing of ours needs finalizing then; jit.py does the same).
+    atexit.register(gc.freeze)
     from bitpruner.sim.bounds import DEFAULT_MEMORY_LIMIT_GIB, check_memory
-    from bitpruner.sim.designs import check_options, design_of
+    from bitpruner.sim.designs import check_options, check_weights, design_of
     from bitpruner.sim.dnnsim_io import load_dnnsim
     from bitpruner.sim.engine import simulate_network
-    from bitpruner.sim.params import SimParams
+    from bitpruner.sim.params import parse_flags  # SimParams' checks without loading pydantic (params.py)
 
     design = design_of(args.arch, tactical=args.tactical)
-    given = {f: getattr(args, f) for f in _GEOMETRY_FLAGS + _OPTION_FLAGS if getattr(args, f) is not None}
-    params = SimParams.parse({"booth_encoding": args.booth, **given})
+    given = {f: getattr(args, f) for f in _GEOMETRY_FLAGS + _OPTION_FLAGS + _BOOL_FLAGS if getattr(args, f) is not None}
+    params = parse_flags({"booth_encoding": args.booth, **given})
     check_options(design, params)  # before the traces load: a refused option fails fast
     check_flags(args, given, design)
     arch = design.name
     trace = load_dnnsim(args.traces, args.network)
     # Before any cycle is simulated: values the widths cannot represent, layers too large to simulate.
     trace.check_widths(params.pe_width)
+    check_weights(design, trace.layers)  # 8-bit designs: wider weights refused
     limit = DEFAULT_MEMORY_LIMIT_GIB if args.memory_limit is None else args.memory_limit
     check_memory(trace, params, scheduled=design.scheduled, limit_gib=limit)
     results = simulate_network(trace, design, params, samples=args.samples, progress=not args.json)

@@ -140,6 +140,39 @@ def pragmatic_w(sim: LayerSimulator, sample: int) -> int:
     return conv_total(np.ascontiguousarray(cost), np.full(g.filter_groups, g.T), 1, sim.registers)
 
 
+# 8-bit bit-column designs (spec: new_designs.md): weight-only costs in weight_columns.py, one layer total per
+# LayerSimulator (the same for every sample).
+
+
+def _weight_columns(sim: LayerSimulator, row_cost) -> int:
+    from bitpruner.sim import weight_columns
+
+    if row_cost not in sim.memo:
+        sim.memo[row_cost] = weight_columns.layer_cycles(sim.layer, row_cost, sim.p, sim.design.name, sim.g)
+    return sim.memo[row_cost]
+
+
+def bitlet(sim: LayerSimulator, sample: int) -> int:
+    """Bitlet: max over the 8 two's complement columns of their ones, per (filter, row); 8-bit weights only."""
+    from bitpruner.sim.weight_columns import bitlet_rows
+
+    return _weight_columns(sim, bitlet_rows)
+
+
+def bitwave(sim: LayerSimulator, sample: int) -> int:
+    """BitWave: non-zero sign-magnitude columns per (filter, row); `dataflow_choice`: min over BitSim's seven."""
+    from bitpruner.sim.weight_columns import bitwave_rows
+
+    return _weight_columns(sim, bitwave_rows)
+
+
+def bitvert(sim: LayerSimulator, sample: int) -> int:
+    """BitVert: bi-directional column cost per (filter, row), or the constant `fixed_precision`."""
+    from bitpruner.sim.weight_columns import bitvert_rows
+
+    return _weight_columns(sim, bitvert_rows)
+
+
 def laconic(sim: LayerSimulator, sample: int) -> int:
     """max(1, popcount(a) * popcount(w)) per lane; max over lanes, filters, windows and tiles."""
     g, p = sim.g, sim.p
@@ -246,7 +279,8 @@ def tactical_blocks(sim: LayerSimulator, plans: list[np.ndarray], mode: KernelMo
 def _distinct(qualified: np.ndarray, busy: np.ndarray, bound: int, index: bool = True):
     """The sorted distinct values of qualified[busy] (all in [0, `bound`)) and, if `index`, each entry's index
     among them (int32; entries outside `busy` get any index, their values must be in range too). A presence
-    table when `bound` is small next to the entries (no sort), np.unique otherwise."""
+    table when `bound` is small next to the entries (no sort), a sort otherwise (np.unique would load numpy.ma,
+    ~15 ms of a small run)."""
     if bound <= DENSE_KEYS_PER_ENTRY * qualified.size:
         table = np.zeros(bound, bool)
         table[qualified[busy]] = True
@@ -255,7 +289,8 @@ def _distinct(qualified: np.ndarray, busy: np.ndarray, bound: int, index: bool =
         position = np.cumsum(table, dtype=np.int32)
         position -= 1
         return np.flatnonzero(table), position[np.where(busy, qualified, 0)]
-    ukeys = np.unique(qualified[busy])
+    ukeys = np.sort(qualified[busy])
+    ukeys = ukeys[np.concatenate(([True], ukeys[1:] != ukeys[:-1]))] if ukeys.size else ukeys
     return ukeys, (np.searchsorted(ukeys, qualified).astype(np.int32) if index else None)
 
 

@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from bitpruner.errors import ConfigError
-from bitpruner.sim import costs, reference
+from bitpruner.sim import costs, reference, weight_columns
 from bitpruner.sim.params import OPTION_FIELDS, WHERE, SimParams
 
 if TYPE_CHECKING:
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 # Option names (SimParams fields) as the records use them.
 BITS_FIRST_STAGE, COLUMN_REGISTERS, BOOTH_ENCODING = "bits_first_stage", "column_registers", "booth_encoding"
 GROUP_SIZE, PE_SERIAL_BITS, LOOKAHEAD, LOOKASIDE = "group_size", "pe_serial_bits", "lookahead", "lookaside"
+DATAFLOW_CHOICE, BIDIRECTIONAL, MULTIPLIERS = "dataflow_choice", "bidirectional", "multipliers"
+DROP_SIGN_EXTENSION, FIXED_PRECISION = "drop_sign_extension", "fixed_precision"
 _TACTICAL_OPTIONS = frozenset({LOOKAHEAD, LOOKASIDE})
 
 
@@ -52,6 +54,7 @@ class Serial(StrEnum):
 
 EngineCost = Callable[["LayerSimulator", int], int]
 ReferenceCost = Callable[["reference.PEContext", int, int, int, int], int]
+OptionCheck = Callable[[SimParams, str], None]
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,9 @@ class Design:
     ``options`` are the per-design SimParams fields it takes (geometry fields apply to every design); the
     others must stay at their defaults. Derived facts: a design that takes ``lookahead``/``lookaside`` runs
     on BitTactical's weight schedule; one that takes ``group_size`` merges columns into ShapeShifter's
-    groups under column registers; a bit-parallel one counts a cycle per fc step.
+    groups under column registers; a bit-parallel one counts a cycle per fc step. ``weight_bits`` (Bitlet,
+    BitWave, BitVert: 8) makes the engine, the reference and the CLI refuse wider weights (`check_weights`);
+    ``check`` refuses combinations of the design's own options (`check_options` calls it).
     """
 
     name: str
@@ -73,6 +78,8 @@ class Design:
     aliases: tuple[str, ...] = ()
     tactical: str | None = None  # the design `tactical: true` turns this one into
     in_dnnsim: bool = True  # DNNsim models it (its numbers must match DNNsim's)
+    weight_bits: int | None = None  # the only weight width it is defined for (wider weights refused), if any
+    check: OptionCheck | None = None  # combinations of its options: (params, where) -> None or ConfigError
     keys: tuple[str, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -132,6 +139,16 @@ DESIGNS: tuple[Design, ...] = (
            aliases=("TCLp",)),
     Design("PragmaticW", "weights serial over their one bits (bits_first_stage 0: bit-column engine)",
            Serial.WEIGHTS, _SHIFTER, costs.pragmatic_w, reference.pragmatic_w, in_dnnsim=False),
+    # 8-bit weight-serial bit-column designs (spec: new_designs.md; costs in weight_columns.py)
+    Design("Bitlet", "8-bit weights by two's complement columns: the busiest column", Serial.WEIGHTS,
+           frozenset(), costs.bitlet, reference.bitlet, in_dnnsim=False, weight_bits=weight_columns.WEIGHT_BITS),
+    Design("BitWave", "8-bit weights by sign-magnitude columns: all-zero columns skipped", Serial.WEIGHTS,
+           frozenset({DATAFLOW_CHOICE}), costs.bitwave, reference.bitwave, in_dnnsim=False,
+           weight_bits=weight_columns.WEIGHT_BITS),
+    Design("BitVert", "8-bit weights by columns with bi-directional bit sparsity (BBS)", Serial.WEIGHTS,
+           frozenset({BIDIRECTIONAL, MULTIPLIERS, DROP_SIGN_EXTENSION, FIXED_PRECISION}), costs.bitvert,
+           reference.bitvert, aliases=("BBS",), in_dnnsim=False, weight_bits=weight_columns.WEIGHT_BITS,
+           check=weight_columns.check_bitvert),
 )
 
 ARCHS: tuple[str, ...] = tuple(d.name for d in DESIGNS)
@@ -172,7 +189,8 @@ def resolve_arch(name: str, tactical: bool = False) -> str:
 
 
 def check_options(design: Design, params: SimParams, where: str = WHERE) -> None:
-    """Refuse an option the design does not take unless it is at its default (ConfigError, one line)."""
+    """Refuse an option the design does not take unless it is at its default, and a combination of its options
+    that its record's `check` refuses (ConfigError, one line)."""
     for name, value in params.changed_options().items():
         if not design.takes(name):
             default = type(params).model_fields[name].default
@@ -181,9 +199,19 @@ def check_options(design: Design, params: SimParams, where: str = WHERE) -> None
                 f"{where}.{name}: got {value!r}, but {design.name} does not take {name} "
                 f"(it takes {takes}); leave it at {default!r}"
             )
+    if design.check is not None:
+        design.check(params, where)
 
 
 def params_for(design: Design, params: SimParams) -> SimParams:
     """`params` with every option the design does not take reset to its default (geometry kept)."""
     fields = type(params).model_fields
     return params.model_copy(update={n: fields[n].default for n in OPTION_FIELDS if not design.takes(n)})
+
+
+def check_weights(design: Design, layers) -> None:
+    """Refuse weights the design is not defined for (Bitlet/BitWave/BitVert: wider than 8 bits, by value or by
+    declared wgt_prec): TraceError, one line naming the first bad layer. Other designs accept any width."""
+    if design.weight_bits is not None:
+        for layer in layers:
+            weight_columns.check_weights(layer, design.name)

@@ -14,6 +14,7 @@ file, a pickle, a non-numeric dtype is one TraceError naming the file); Fortran-
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import unicodedata
 from math import prod
@@ -174,7 +175,8 @@ def load_dnnsim(root: str | Path, net: str, batch: int = 0) -> NetworkTrace:
     """Read a network in DNNsim's layout under `root` (the folder holding models/ and net_traces/).
 
     Returns int32 C-ordered traces; an fc weight stored ``[K, C, 1, 1]`` is read as ``[K, C]`` (DNNsim does
-    the same). Raises TraceError, one line naming the file (and line) at fault, for anything it cannot read
+    the same); a conv whose weights have fewer channels than its activations is grouped, with
+    ``groups = C_act / C_wgt`` (DNNsim's own inference). Raises TraceError, one line naming the file (and line) at fault, for anything it cannot read
     or that is inconsistent (see the module docstring and :class:`LayerTrace`).
     """
     models, traces = _paths(Path(root), net)
@@ -189,9 +191,39 @@ def load_dnnsim(root: str | Path, net: str, batch: int = 0) -> NetworkTrace:
         act_prec, wgt_prec = precisions[i] if precisions else (None, None)
         layers.append(
             LayerTrace(name=name, type=ltype, weights=w, activations=a, stride=stride, pad=pad,
-                       act_prec=act_prec, wgt_prec=wgt_prec)
+                       act_prec=act_prec, wgt_prec=wgt_prec, groups=_groups_of(ltype, w, a))
         )
     return NetworkTrace(name=net, layers=layers)
+
+
+def _groups_of(ltype: str, w: np.ndarray, a: np.ndarray) -> int:
+    """A conv's groups as DNNsim infers them: activation channels / weight channels (1 when they do not divide;
+    LayerTrace then names the mismatch)."""
+    if ltype != "conv" or w.ndim != 4 or a.ndim != 4 or w.shape[1] == 0 or a.shape[1] == w.shape[1]:
+        return 1
+    return a.shape[1] // w.shape[1] if a.shape[1] % w.shape[1] == 0 else 1
+
+
+def split_groups(trace: NetworkTrace) -> NetworkTrace:
+    """`trace` with every grouped conv that DNNsim runs as dense (``groups`` neither 2 nor depthwise) replaced by
+    its groups as dense layers ``<name>.group<j>`` (filters and channels of group j).
+
+    DNNsim 4748a60 takes its grouped path only for 2 groups and depthwise layers and runs any other grouped
+    layer as one dense layer over the first group's channels (docs/simulator.md). Its cycles for the split
+    layers add up to ours for the grouped layer when nothing carries over between groups: no column registers
+    and no BitTactical (whose skip counters DNNsim carries across groups only within a layer).
+    """
+    from bitpruner.sim.grouped import group_tiling, is_depthwise, sub_layers
+    from bitpruner.sim.params import SimParams
+
+    layers = []
+    for layer in trace.layers:
+        if layer.groups in (1, 2) or is_depthwise(layer):
+            layers.append(layer)
+            continue
+        for j, sub in enumerate(sub_layers(layer, group_tiling(layer, SimParams()))):
+            layers.append(dataclasses.replace(sub, name=f"{layer.name}.group{j}"))
+    return NetworkTrace(name=trace.name, layers=layers, model=trace.model)
 
 
 def save_dnnsim(trace: NetworkTrace, root: str | Path, pe_width: int = 16) -> Path:
@@ -199,6 +231,9 @@ def save_dnnsim(trace: NetworkTrace, root: str | Path, pe_width: int = 16) -> Pa
 
     Every ``.npy`` is float32 in C order (``fortran_order: False``): DNNsim reads the data row-major and would
     see other values in a Fortran-ordered file. Raises TraceError for a layer name DNNsim cannot use.
+    A grouped conv is written as it is, weights ``[K, C/g, Kx, Ky]`` beside activations ``[N, C, X, Y]``: DNNsim
+    (and `load_dnnsim`) infer the groups from the two channel counts. DNNsim runs only 2 groups and depthwise
+    layers as grouped; write the others through :func:`split_groups` to compare with it.
     """
     models, traces = _paths(Path(root), trace.name)
     names = [layer.name for layer in trace.layers]

@@ -10,11 +10,11 @@ on signed integers (Python's rounding rules cost a helper each).
 
 from __future__ import annotations
 
-from bitpruner.sim.tiling import FULL_REACH, MAX_SLICED_KEYS, VALUE_BITS
+from bitpruner.sim.tiling import MAX_SLICED_KEYS, VALUE_BITS
 from bitpruner.utils.jit import njit
 
 
-@njit(nogil=True)
+@njit(nogil=True, inline="always")
 def _popcount(v):
     c = 0
     while v:
@@ -23,26 +23,14 @@ def _popcount(v):
     return c
 
 
-@njit(nogil=True)
+@njit(nogil=True, inline="always")
 def pragmatic_cost(vals, n, reach):
     """Two-stage shifter cycles over vals[:n] (non-negative; destroyed): at least 1.
 
-    `reach` = 2**bits_first_stage - 1, capped at FULL_REACH. Each cycle the offset is the lowest set
-    bit over all lanes; every lane clears its lowest set bit if it lies within `reach` bits of it.
+    `reach` = 2**bits_first_stage - 1, partial (0 < reach < FULL_REACH: the callers run reach 0 and the full
+    reach in numpy or in pattern_costs_popcount). Each cycle the offset is the lowest set bit over all lanes;
+    every lane clears its lowest set bit if it lies within `reach` bits of it.
     """
-    if reach == 0:  # one shared shifter: one cycle per bit column with a one
-        acc = 0
-        for i in range(n):
-            acc |= vals[i]
-        c = _popcount(acc)
-        return c if c > 0 else 1
-    if reach >= FULL_REACH:  # one shifter per lane: the lane with the most ones decides
-        best = 1
-        for i in range(n):
-            c = _popcount(vals[i])
-            if c > best:
-                best = c
-        return best
     low = 0  # lowest set bit (as a power of two) over all lanes
     for i in range(n):
         b = vals[i] & -vals[i]
@@ -69,8 +57,8 @@ def pragmatic_cost(vals, n, reach):
 
 @njit(nogil=True)
 def pragmatic_rows(vals, reach, out, scratch, r0, r1):
-    """out[r] = shifter cycles of row r of vals[N, L] (magnitudes, Booth-recoded if wanted), rows r0:r1;
-    scratch: int64 [L]."""
+    """out[r] = shifter cycles of row r of vals[N, L] (magnitudes, Booth-recoded if wanted), rows r0:r1, for a
+    partial `reach` (0 < reach < FULL_REACH); scratch: int64 [L]."""
     lanes = vals.shape[1]
     for r in range(r0, r1):
         for i in range(lanes):
@@ -115,7 +103,7 @@ def ring_cycles(cost, n_steps, reps, cc, ring):
 # ---------------------------------------------------------------- BitTacticalE / BitTacticalP pattern costs
 
 
-@njit(nogil=True)
+@njit(nogil=True, inline="always")
 def _sliced_shifter(planes, reach):
     """The two-stage shifter on bit planes (planes[b]: the lanes holding bit b; destroyed): at least 1."""
     cycles = 0
@@ -138,7 +126,7 @@ def _sliced_shifter(planes, reach):
     return cycles if cycles > 0 else 1
 
 
-@njit(nogil=True)
+@njit(nogil=True, inline="always")
 def _gather_keys(local, w, k0, k1, vals, x0, y0, row_x, row_y, row_ch, key_row, key_lane):
     """local[:k1-k0] = window w's activations at the keys k0:k1 (buffer row, lane)."""
     for j in range(k1 - k0):
@@ -149,8 +137,9 @@ def _gather_keys(local, w, k0, k1, vals, x0, y0, row_x, row_y, row_ch, key_row, 
 @njit(nogil=True)
 def pattern_costs_pragmatic(out, ws0, ws1, vals, x0, y0, row_x, row_y, row_ch, key_row, key_lane, key_off, pat_idx,
                             pat_mask, pat_off, reach, scratch, local, local_pop, key_planes, planes):
-    """BitTacticalE, window sets ws0:ws1 of out[WS, blocks, Cc]: per column (window) and block, the max over
-    the block's lane patterns of the shifter's cycles on vals[Xp, Yp, Cpad] (magnitudes). Arguments as
+    """BitTacticalE with a partial-reach shifter (0 < reach < FULL_REACH; pattern_costs_popcount takes the
+    others), window sets ws0:ws1 of out[WS, blocks, Cc]: per column (window) and block, the max over the
+    block's lane patterns of the shifter's cycles on vals[Xp, Yp, Cpad] (magnitudes). Arguments as
     ``vectorized.pattern_costs``; scratch arrays: scratch int64 [L], local and local_pop int64 [most keys of a
     block], key_planes and planes int64 [VALUE_BITS]. A block with at most MAX_SLICED_KEYS keys runs the
     shifter bit-sliced on pat_mask (one word per bit position, one bit per key)."""
@@ -167,7 +156,7 @@ def pattern_costs_pragmatic(out, ws0, ws1, vals, x0, y0, row_x, row_y, row_ch, k
                 _gather_keys(local, w, k0, k1, vals, x0, y0, row_x, row_y, row_ch, key_row, key_lane)
                 for j in range(k1 - k0):
                     local_pop[j] = _popcount(local[j])
-                sliced = 0 < reach < FULL_REACH and k1 - k0 <= MAX_SLICED_KEYS
+                sliced = k1 - k0 <= MAX_SLICED_KEYS
                 if sliced:  # bit planes of the block's keys: plane b holds the keys with bit b set
                     for bit in range(VALUE_BITS):
                         key_planes[bit] = 0
@@ -191,9 +180,7 @@ def pattern_costs_pragmatic(out, ws0, ws1, vals, x0, y0, row_x, row_y, row_ch, k
                             if local_pop[j] > low:
                                 low = local_pop[j]
                     high = _popcount(acc)
-                    if reach == 0:
-                        cost = high if high > 0 else 1
-                    elif reach >= FULL_REACH or high <= low or high <= best:
+                    if high <= low or high <= best:
                         cost = low
                     elif sliced:
                         for bit in range(VALUE_BITS):
@@ -209,6 +196,43 @@ def pattern_costs_pragmatic(out, ws0, ws1, vals, x0, y0, row_x, row_y, row_ch, k
                         cost = pragmatic_cost(scratch, n, reach)
                     if cost > best:
                         best = cost
+                out[ws, b, c] = best
+
+
+@njit(nogil=True)
+def pattern_costs_popcount(out, ws0, ws1, vals, x0, y0, row_x, row_y, row_ch, key_row, key_lane, key_off, pat_idx,
+                           pat_off, full, local):
+    """BitTacticalE with a shifter of reach 0 (`full` = 0: popcount of the lanes' OR) or full reach (`full` = 1:
+    the most ones of a lane), window sets ws0:ws1 of out[WS, blocks, Cc]; at least 1 per pattern. Arguments as
+    pattern_costs_pragmatic (this is its cheap case, a kernel of its own so that it compiles in a fraction of
+    the time); local: int64 [most keys of a block]."""
+    n_win = x0.shape[0]
+    n_blocks, n_cols = out.shape[1], out.shape[2]
+    lanes = pat_idx.shape[1]
+    for ws in range(ws0, ws1):
+        for c in range(n_cols):
+            w = ws * n_cols + c
+            if w >= n_win:
+                break
+            for b in range(n_blocks):
+                _gather_keys(local, w, key_off[b], key_off[b + 1], vals, x0, y0, row_x, row_y, row_ch, key_row,
+                             key_lane)
+                best = 1
+                for p in range(pat_off[b], pat_off[b + 1]):
+                    acc = 0
+                    for i in range(lanes):
+                        j = pat_idx[p, i]
+                        if j >= 0:
+                            if full:
+                                cost = _popcount(local[j])
+                                if cost > best:
+                                    best = cost
+                            else:
+                                acc |= local[j]
+                    if not full:
+                        cost = _popcount(acc)
+                        if cost > best:
+                            best = cost
                 out[ws, b, c] = best
 
 
@@ -245,80 +269,79 @@ def pattern_costs_shapeshifter(out, ws0, ws1, vals, x0, y0, row_x, row_y, row_ch
 
 
 @njit(nogil=True)
-def _zero_row(val, t):
-    """Whether row t of a filter set val[R, T, L] holds only zeros."""
-    for f in range(val.shape[0]):
-        for i in range(val.shape[2]):
-            if val[f, t, i] != 0:
-                return False
-    return True
-
-
-@njit(nogil=True)
-def _wrap(lane, lanes):
-    """A lane offset wrapped once into [0, lanes) (offsets never exceed the lanes)."""
-    if lane < 0:
-        return lane + lanes
-    if lane >= lanes:
-        return lane - lanes
-    return lane
-
-
-@njit(nogil=True)
-def _schedule_set(val, trow, tlane, smap, lookahead, count):
-    """Greedy promotion on one filter set val[R, T, L] (+ its tuples), in place (see vectorized.schedule_sets);
-    count: int64 [L] scratch.
+def schedule_sets(val, trow, tlane, smap, lookahead, k0, k1, count):
+    """Greedy promotion on filter sets k0:k1 of val[S, R, T, L] (+ their tuples), in place (see
+    vectorized.schedule_sets); count: int64 [L] scratch. One kernel without helpers: numba compiles each
+    called function on its own, which doubled the cold compile.
 
     Candidate counts are kept per zero lane and updated after each swap: the candidate slot that gave its
-    weight away becomes zero, and exactly the zero lanes whose search map reaches that slot lose one.
+    weight away becomes zero, and exactly the zero lanes whose search map reaches that slot lose one. Lane
+    offsets never exceed the lanes, so a lane wraps at most once.
     """
-    n_filt, n_rows, lanes = val.shape
+    n_filt, n_rows, lanes = val.shape[1], val.shape[2], val.shape[3]
     n_map = smap.shape[0]
-    skip = 0
-    for t in range(n_rows):
-        if skip < lookahead and _zero_row(val, t):
-            skip += 1
-            continue
-        skip = 0
-        if t + 1 >= n_rows:
-            continue  # nothing ahead to promote
-        for f in range(n_filt):
-            for i in range(lanes):
-                count[i] = 0
-                if val[f, t, i] != 0:
-                    continue
-                for m in range(n_map):
-                    th = t + smap[m, 0]
-                    if th < n_rows and val[f, th, _wrap(i + smap[m, 1], lanes)] != 0:
-                        count[i] += 1
-            while True:
-                overlap = 0
-                best = -1  # the lowest zero lane with the most candidates
-                for i in range(lanes):
-                    if count[i] > overlap:
-                        overlap = count[i]
-                        best = i
-                if best < 0:
-                    break
-                th, ld = 0, 0
-                for m in range(n_map):  # its first candidate in map order
-                    th = t + smap[m, 0]
-                    ld = _wrap(best + smap[m, 1], lanes)
-                    if th < n_rows and val[f, th, ld] != 0:
-                        break
-                val[f, t, best], val[f, th, ld] = val[f, th, ld], val[f, t, best]
-                trow[f, t, best], trow[f, th, ld] = trow[f, th, ld], trow[f, t, best]
-                tlane[f, t, best], tlane[f, th, ld] = tlane[f, th, ld], tlane[f, t, best]
-                count[best] = 0
-                for m in range(n_map):  # (th, ld) now holds a zero: the lanes reaching it lose a candidate
-                    if t + smap[m, 0] == th:
-                        i = _wrap(ld - smap[m, 1], lanes)
-                        if val[f, t, i] == 0 and count[i] > 0:
-                            count[i] -= 1
-
-
-@njit(nogil=True)
-def schedule_sets(val, trow, tlane, smap, lookahead, k0, k1, count):
-    """Schedule filter sets k0:k1 of val[S, R, T, L] (+ tuples), in place; count: int64 [L] scratch."""
     for k in range(k0, k1):
-        _schedule_set(val[k], trow[k], tlane[k], smap, lookahead, count)
+        skip = 0
+        for t in range(n_rows):
+            if skip < lookahead:
+                zero = True
+                for f in range(n_filt):
+                    for i in range(lanes):
+                        if val[k, f, t, i] != 0:
+                            zero = False
+                if zero:
+                    skip += 1
+                    continue
+            skip = 0
+            if t + 1 >= n_rows:
+                continue  # nothing ahead to promote
+            for f in range(n_filt):
+                for i in range(lanes):
+                    count[i] = 0
+                    if val[k, f, t, i] != 0:
+                        continue
+                    for m in range(n_map):
+                        th, ld = t + smap[m, 0], i + smap[m, 1]
+                        if ld < 0:
+                            ld += lanes
+                        elif ld >= lanes:
+                            ld -= lanes
+                        if th < n_rows and val[k, f, th, ld] != 0:
+                            count[i] += 1
+                while True:
+                    overlap = 0
+                    best = -1  # the lowest zero lane with the most candidates
+                    for i in range(lanes):
+                        if count[i] > overlap:
+                            overlap = count[i]
+                            best = i
+                    if best < 0:
+                        break
+                    th, ld = 0, 0
+                    for m in range(n_map):  # its first candidate in map order
+                        th, ld = t + smap[m, 0], best + smap[m, 1]
+                        if ld < 0:
+                            ld += lanes
+                        elif ld >= lanes:
+                            ld -= lanes
+                        if th < n_rows and val[k, f, th, ld] != 0:
+                            break
+                    v = val[k, f, t, best]
+                    val[k, f, t, best] = val[k, f, th, ld]
+                    val[k, f, th, ld] = v
+                    v = trow[k, f, t, best]
+                    trow[k, f, t, best] = trow[k, f, th, ld]
+                    trow[k, f, th, ld] = v
+                    v = tlane[k, f, t, best]
+                    tlane[k, f, t, best] = tlane[k, f, th, ld]
+                    tlane[k, f, th, ld] = v
+                    count[best] = 0
+                    for m in range(n_map):  # (th, ld) now holds a zero: the lanes reaching it lose a candidate
+                        if t + smap[m, 0] == th:
+                            i = ld - smap[m, 1]
+                            if i < 0:
+                                i += lanes
+                            elif i >= lanes:
+                                i -= lanes
+                            if val[k, f, t, i] == 0 and count[i] > 0:
+                                count[i] -= 1

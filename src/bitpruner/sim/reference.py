@@ -16,6 +16,7 @@ import numpy as np
 from bitpruner.sim.booth import booth_table
 from bitpruner.sim.params import SimParams
 from bitpruner.sim.traces import LayerTrace
+from bitpruner.sim.weight_columns import MAGNITUDE_MAX, WEIGHT_BITS, check_weights, dataflows
 
 if TYPE_CHECKING:
     from bitpruner.sim.designs import Design
@@ -184,6 +185,50 @@ def bittactical_p(ctx: PEContext, w: int, fset: int, f_local: int, t: int) -> in
     return ctx.ss_prec(ctx.selected_acts(w, fset, f_local, t))
 
 
+# 8-bit bit-column designs (spec: new_designs.md 2.1-2.3; 8-bit weights, checked in reference_cycles).
+
+
+def _bit(v: int, b: int) -> int:
+    """Bit b of v's 8-bit two's complement pattern (b = 7: the sign)."""
+    return ((v & ((1 << WEIGHT_BITS) - 1)) >> b) & 1
+
+
+def bitlet(ctx: PEContext, w: int, fset: int, f_local: int, t: int) -> int:
+    """Max over the 8 two's complement columns (sign column included) of the ones among the L lane weights."""
+    vals = ctx.wgts(fset, f_local, t)
+    return max(sum(_bit(v, b) for v in vals) for b in range(WEIGHT_BITS))
+
+
+def bitwave(ctx: PEContext, w: int, fset: int, f_local: int, t: int) -> int:
+    """Sign-magnitude columns b6..b0 (-128 read as -127) holding a one in some lane weight."""
+    mags = [min(abs(v), MAGNITUDE_MAX) for v in ctx.wgts(fset, f_local, t)]
+    return sum(1 for b in range(WEIGHT_BITS - 1) if any((m >> b) & 1 for m in mags))
+
+
+def bitvert(ctx: PEContext, w: int, fset: int, f_local: int, t: int) -> int:
+    """fixed_precision if set; else, over the columns b7..b0 minus the leading (b6, b5, ..) ones that equal the
+    sign column in every lane (at most drop_sign_extension), the sum of ceil(work / m), work = the column's
+    ones, or min(ones, zeros) when bidirectional; m = multipliers or lanes // 2."""
+    p = ctx.p
+    if p.fixed_precision:
+        return p.fixed_precision
+    vals = ctx.wgts(fset, f_local, t)
+    lanes, sign = len(vals), WEIGHT_BITS - 1
+    m = p.multipliers if p.multipliers is not None else max(1, lanes // 2)
+    skipped = []
+    for b in range(sign - 1, -1, -1):
+        if len(skipped) == p.drop_sign_extension or any(_bit(v, b) != _bit(v, sign) for v in vals):
+            break
+        skipped.append(b)
+    total = 0
+    for b in range(WEIGHT_BITS):
+        if b in skipped:
+            continue
+        ones = sum(_bit(v, b) for v in vals)
+        work = min(ones, lanes - ones) if p.bidirectional else ones
+        total += -(-work // m)
+    return total
+
 # ---------------------------------------------------------------- the loops
 
 
@@ -201,6 +246,12 @@ def reference_cycles(layer: LayerTrace, arch: str | Design, params: SimParams | 
     p = params or SimParams()
     design = design_of(arch)
     check_options(design, p, "reference")
+    if design.weight_bits:  # Bitlet, BitWave, BitVert: wider weights are refused, as in the engine
+        check_weights(layer, design.name)
+    if p.dataflow_choice:  # BitWave's dataflow choice: the min over BitSim's seven geometries
+        return min(reference_cycles(layer, design, q, sample) for q in dataflows(p))
+    if layer.groups > 1:  # grouped / depthwise conv: DNNsim's grouped-layer loop (section at the end)
+        return grouped_reference_cycles(layer, design, p, sample)
     lay = _Layer(layer, p, sample)
     act_prec, wgt_prec = layer.precisions(p.pe_width)
     window_sets = _chunks(len(lay.windows), p.columns)
@@ -285,3 +336,118 @@ def _shapeshifter_groups(costs: list[int], n_windows: int, group_size: int) -> l
     if n_windows % group_size == 0 and n_windows // group_size < len(groups):
         groups[n_windows // group_size] = max(groups[n_windows // group_size], 1)
     return groups + [0] * (len(costs) - len(groups))
+
+
+# ---------------------------------------------------------------- grouped and depthwise convolutions
+
+
+class _GroupView(_Layer):
+    """One group of a grouped conv as DNNsim tiles it (DNNsim's ``fill_weight_buffer`` / ``fill_window_buffer``),
+    by index arithmetic on the whole layer: grouped, filters ``j*K/g ..`` over channels ``j*C/g ..``; depthwise
+    (``p.lanes == p.rows == D``), filters ``j*D + m`` with filter m's weight on lane m only and lane i carrying
+    the channel of filter ``j*D + i`` (``f // (K/C)``, zero past the last filter)."""
+
+    def __init__(self, layer: LayerTrace, p: SimParams, sample: int, j: int, depthwise: bool):
+        from dataclasses import replace  # (kept local: this section is separate from the per-PE costs above)
+
+        super().__init__(replace(layer, groups=1, weights=layer.weights[:1],
+                                             activations=layer.activations[:, : layer.weights.shape[1]]), p, sample)
+        self.full_W, self.full_A = layer.weights, np.pad(layer.activations[sample], ((0, 0),) + ((layer.pad,) * 2,) * 2)
+        k_all, c_all = layer.weights.shape[0], layer.activations.shape[1]
+        self.depthwise = depthwise
+        if depthwise:
+            d = p.lanes
+            self.f0, self.K, self.C, self.mult = j * d, min(d, k_all - j * d), d, k_all // c_all
+            self.nch, self.T = 1, self.Kx * self.Ky
+        else:
+            self.f0, self.K, self.c0 = j * (k_all // layer.groups), k_all // layer.groups, j * (c_all // layer.groups)
+
+    def act(self, w: int, t: int, i: int) -> int:
+        kx, ky, ch = self._split(t, i)
+        if self.depthwise:
+            if ch >= self.K:  # no filter on this lane: DNNsim leaves it zero
+                return 0
+            channel = (self.f0 + ch) // self.mult
+        else:
+            if ch >= self.C:
+                return 0
+            channel = self.c0 + ch
+        x0, y0 = self.windows[w]
+        return int(self.full_A[channel, x0 + kx, y0 + ky])
+
+    def wgt(self, f: int, t: int, i: int) -> int:
+        kx, ky, ch = self._split(t, i)
+        if self.depthwise:
+            return int(self.full_W[self.f0 + f, 0, kx, ky]) if ch == f else 0
+        if ch >= self.C:
+            return 0
+        return int(self.full_W[self.f0 + f, ch, kx, ky])
+
+
+def grouped_reference_cycles(layer: LayerTrace, design: Design, p: SimParams, sample: int = 0) -> int:
+    """compute_cycles of a grouped conv (``layer.groups > 1``) by brute force, DNNsim's grouped-layer loop:
+    groups outermost, each group's window sets, filter-set groups and steps as for a dense layer; one
+    column-register ring and BitTactical's skip counters across the groups; the layer's signedness."""
+    from bitpruner.sim.grouped import chained_plans, diagonal_schedule, is_depthwise
+
+    depthwise = is_depthwise(layer)
+    k_all = layer.weights.shape[0]
+    if depthwise:
+        d = min(p.lanes, p.rows)
+        p = p.model_copy(update={"lanes": d, "rows": d})
+        n_groups = -(-k_all // d)
+    else:
+        n_groups = layer.groups
+    views = [_GroupView(layer, p, sample, j, depthwise) for j in range(n_groups)]
+    act_prec, wgt_prec = layer.precisions(p.pe_width)
+    signed = bool(layer.activations.min() < 0)
+    n_ws = -(-len(views[0].windows) // p.columns)
+    plans = [None] * n_groups
+    schedules = [None] * n_groups
+    if design.scheduled:
+        from bitpruner.sim.tactical import schedule_layer
+
+        for j, lay in enumerate(views):
+            wrows = np.array([[[lay.wgt(f, t, i) for i in range(p.lanes)] for t in range(lay.T)]
+                              for f in range(lay.K)], dtype=np.int64)
+            sch = schedule_layer(wrows, p.rows, p.lookahead, p.lookaside, n_channels=None if depthwise else lay.C)
+            schedules[j] = diagonal_schedule(sch) if depthwise else sch
+        plans = chained_plans(schedules, p.tiles, n_ws, p.lookahead)
+    registers = p.column_registers if design.takes("column_registers") else 0
+    total, cc, ring, ring_idx, rc = 0, [0] * p.columns, [0] * max(registers, 1), 0, 0
+    for j, lay in enumerate(views):
+        window_sets = _chunks(len(lay.windows), p.columns)
+        filter_sets = _chunks(lay.K, p.rows)
+        fgroups = _chunks(len(filter_sets), p.tiles)
+        ctx = PEContext(lay=lay, p=p, act_prec=act_prec, wgt_prec=wgt_prec, signed=signed,
+                        booth=p.booth_encoding and design.takes("booth_encoding"), filter_sets=filter_sets,
+                        schedule=schedules[j])
+        for wi, ws in enumerate(window_sets):
+            for gi, fgroup in enumerate(fgroups):
+                if plans[j] is None:
+                    steps = [[t] * len(fgroup) for t in range(lay.T)]
+                else:
+                    group_plans, n_plan_ws = plans[j]
+                    plan = group_plans[(wi if n_plan_ws > 1 else 0) * len(fgroups) + gi]
+                    steps = [[int(r) for r in row[: len(fgroup)]] for row in plan]
+                for rows in steps:
+                    costs = []
+                    for c in range(p.columns):
+                        best = 0
+                        if c < len(ws):
+                            for fset, t in zip(fgroup, rows, strict=True):
+                                if t >= 0:
+                                    for f_local in range(len(filter_sets[fset])):
+                                        best = max(best, design.reference_cost(ctx, ws[c], fset, f_local, t))
+                        costs.append(best)
+                    if not registers:
+                        total += max(1, max(costs))
+                        continue
+                    if design.column_groups:
+                        costs = _shapeshifter_groups(costs, len(ws), p.group_size)
+                    for col, cost in enumerate(costs):
+                        cc[col] = max(rc, cc[col]) + cost
+                    rc = ring[ring_idx]
+                    ring[ring_idx] = max(cc)
+                    ring_idx = (ring_idx + 1) % registers
+    return max(cc) if registers else total

@@ -6,6 +6,9 @@ Shapes: ``WS`` window sets, ``filter_groups`` filter-set groups, ``S`` steps, ``
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from enum import IntEnum
 from typing import TYPE_CHECKING
 
@@ -188,6 +191,10 @@ def conv_total(cost: np.ndarray, n_steps: np.ndarray, reps: int, registers: int)
     `reps` times (activation-side costs, identical for every filter-set group, are passed once).
     """
     if registers > 0:
+        captured = _RING_CAPTURE.get()
+        if captured is not None:
+            captured.append((cost, np.asarray(n_steps, np.int64), reps))
+            return 0
         from bitpruner.sim.vectorized import ring_cycles
 
         return ring_cycles(cost, n_steps, reps, registers)
@@ -203,4 +210,52 @@ def ring_cycles_per_ws(cost4: np.ndarray, group_steps: np.ndarray, registers: in
     # Flatten (ws, group) into one axis of blocks so one ring_cycles call keeps the registers' state.
     n_ws, n_groups, s_max, cols = cost4.shape
     flat = cost4.reshape(1, n_ws * n_groups, s_max, cols)
+    captured = _RING_CAPTURE.get()
+    if captured is not None:
+        captured.append((flat, np.asarray(group_steps, np.int64).reshape(-1), 1))
+        return 0
     return ring_cycles(flat, group_steps.reshape(-1), 1, registers)
+
+
+# ---------------------------------------------------------------- column registers across grouped sub-layers
+
+# While set (a list), the column-register timing of conv_total / ring_cycles_per_ws records its step costs there
+# and returns 0: a grouped layer's sub-layers (sim/grouped.py) then run one ring, as DNNsim's layer-wide
+# column registers do.
+_RING_CAPTURE: ContextVar[list | None] = ContextVar("bitpruner_ring_capture", default=None)
+
+
+@contextmanager
+def capture_rings() -> Iterator[list]:
+    """Within the block, column-register timings are recorded instead of run (they return 0): yields the list
+    of ``(cost[WS, groups, S, Cc], n_steps[groups], reps)`` in execution order, for :func:`chained_ring`."""
+    captured: list = []
+    token = _RING_CAPTURE.set(captured)
+    try:
+        yield captured
+    finally:
+        _RING_CAPTURE.reset(token)
+
+
+def chained_ring(captured: list, registers: int) -> int:
+    """One column-register timing over every recorded block, in order (ring state carried between them).
+
+    Each record expands to its steps as `ring_cycles` runs them (ws -> reps x group -> step); returns max(cc)
+    at the end (0 when nothing was recorded).
+    """
+    from bitpruner.sim.vectorized import ring_cycles
+
+    if not captured:
+        return 0
+    s_max = max(int(cost.shape[2]) for cost, _, _ in captured)
+    cols = int(captured[0][0].shape[3])
+    blocks, steps = [], []
+    for cost, n_steps, reps in captured:
+        n_ws, n_groups, s, _ = cost.shape
+        rep = np.broadcast_to(cost[:, None], (n_ws, reps, n_groups, s, cols)).reshape(n_ws * reps * n_groups, s, cols)
+        padded = np.zeros((rep.shape[0], s_max, cols), np.int64)
+        padded[:, :s] = rep
+        blocks.append(padded)
+        steps.append(np.tile(n_steps, n_ws * reps))
+    flat = np.concatenate(blocks)[None]
+    return ring_cycles(np.ascontiguousarray(flat), np.concatenate(steps), 1, registers)

@@ -9,7 +9,6 @@ Every array is stored C-ordered (row-major), as DNNsim reads ``.npy`` files.
 from __future__ import annotations
 
 import json
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -134,7 +133,10 @@ def _as_int(value, what: str, low: int, high: int = MAX_GEOMETRY) -> int:
 
 @dataclass
 class LayerTrace:
-    """One layer: integer W[K,C,Kx,Ky] (conv) or W[K,C] (fc) and A[N,C,X,Y] / A[N,C] (x-first).
+    """One layer: integer W[K,C/g,Kx,Ky] (conv, `groups` g, default 1) or W[K,C] (fc) and A[N,C,X,Y] / A[N,C].
+
+    A grouped conv (PyTorch's ``groups``) has ``C % g == 0``, ``K % g == 0`` and weights with ``C/g`` input
+    channels; filter ``f`` reads channels ``(f // (K/g)) * C/g ..`` (depthwise: ``g = C``).
 
     Arrays may come in any integer dtype or as floats holding integers, in C or Fortran order; they are
     stored as C-ordered int32. Raises TraceError (one line naming the layer) for a bad type, stride, pad,
@@ -153,6 +155,7 @@ class LayerTrace:
     wgt_scale: float | None = None
     act_bits: int | None = None  # bit width the values were quantized to (informative only)
     wgt_bits: int | None = None
+    groups: int = 1  # conv groups g: weights W[K, C/g, Kx, Ky]; g = C is depthwise (see sim/grouped.py)
 
     def __post_init__(self) -> None:
         where = f"layer {self.name!r}"
@@ -162,6 +165,7 @@ class LayerTrace:
         self.activations = _as_int_array(self.activations, f"{where} activations")
         self.stride = _as_int(self.stride, f"{where}: stride", 1)
         self.pad = _as_int(self.pad, f"{where}: pad", 0)
+        self.groups = _as_int(self.groups, f"{where}: groups", 1)
         for name in ("act_prec", "wgt_prec"):
             value = getattr(self, name)
             if value is not None:
@@ -178,16 +182,20 @@ class LayerTrace:
         if 0 in w.shape or 0 in a.shape:
             raise TraceError(f"{where}: empty weights or activations ({w.shape}, {a.shape}); every axis needs >= 1")
         if self.type == "conv":
-            if w.shape[1] != a.shape[1]:
-                hint = (f" (a grouped convolution with {a.shape[1] // w.shape[1]} groups? the simulator models "
-                        f"dense layers only)" if a.shape[1] % w.shape[1] == 0 else "")
-                raise TraceError(f"{where}: weights have {w.shape[1]} channels, activations {a.shape[1]}{hint}")
+            g, k, c = self.groups, w.shape[0], a.shape[1]
+            if c % g or k % g or w.shape[1] != c // g:
+                hint = (f" (a grouped convolution? set groups={c // w.shape[1]})"
+                        if g == 1 and c % w.shape[1] == 0 and k % (c // w.shape[1]) == 0 else "")
+                raise TraceError(f"{where}: weights have {w.shape[1]} channels, activations {c}, groups={g}; expected "
+                                 f"C % groups == 0, K % groups == 0 and C/groups weight channels{hint}")
             for axis, name in ((2, "x"), (3, "y")):
                 if a.shape[axis] + 2 * self.pad < w.shape[axis]:
                     raise TraceError(
                         f"{where}: kernel {name}-size {w.shape[axis]} exceeds padded input {a.shape[axis] + 2 * self.pad}"
                     )
         else:
+            if self.groups != 1:
+                raise TraceError(f"{where}: groups={self.groups} on an fc layer; expected 1")
             channels = int(np.prod(a.shape[1:]))
             if w.shape[1] != channels:
                 raise TraceError(f"{where}: weights have {w.shape[1]} channels, activations {channels}")
@@ -233,7 +241,8 @@ class LayerTrace:
 
     def meta(self) -> dict:
         """The layer's scalar fields by name (everything but the arrays), as :meth:`NetworkTrace.save` writes them."""
-        keys = ("name", "type", "stride", "pad", "act_prec", "wgt_prec", "act_scale", "wgt_scale", "act_bits", "wgt_bits")
+        keys = ("name", "type", "stride", "pad", "act_prec", "wgt_prec", "act_scale", "wgt_scale", "act_bits", "wgt_bits",
+                "groups")
         return {k: getattr(self, k) for k in keys}
 
 
@@ -277,6 +286,8 @@ class NetworkTrace:
     @classmethod
     def load(cls, directory: str | Path) -> NetworkTrace:
         """Read what :meth:`save` wrote; TraceError (one line naming the file) for anything malformed."""
+        import zipfile  # here: `bitpruner sim` reads .npy files and need not import it (issue 14: start-up)
+
         root = Path(directory)
         index = root / NETWORK_FILE
         if not index.is_file():

@@ -272,7 +272,11 @@ def _pattern_costs_jit(vals, x0, y0, row_x, row_y, row_ch, key_row, key_lane, ke
     most = max(1, int(np.diff(key_off).max(initial=0)))
     lanes = pat_idx.shape[1]
     common = (vals, x0, y0, row_x, row_y, row_ch, key_row, key_lane, key_off, pat_idx)
-    if mode == KernelMode.PRAGMATIC:
+    if mode == KernelMode.PRAGMATIC and not 0 < reach < FULL_REACH:  # no shifter to run: the small kernel
+        def run(ws0, ws1):
+            kernels.pattern_costs_popcount(out, ws0, ws1, *common, pat_off, int(reach >= FULL_REACH),
+                                           np.empty(most, np.int64))
+    elif mode == KernelMode.PRAGMATIC:
         def run(ws0, ws1):
             kernels.pattern_costs_pragmatic(out, ws0, ws1, *common, pat_mask, pat_off, reach,
                                             np.empty(lanes, np.int64), np.empty(most, np.int64),
@@ -313,11 +317,14 @@ def schedule_sets(val: np.ndarray, trow: np.ndarray, tlane: np.ndarray, smap: np
 
 @functools.cache
 def _nibble_table() -> np.ndarray:
-    """uint64 [2**NIBBLE_LANES]: each mask with bit i moved to bit NIBBLE_BITS * i (summing these counts per lane)."""
-    masks = np.arange(1 << NIBBLE_LANES, dtype=np.uint64)
-    out = np.zeros_like(masks)
-    for i in range(NIBBLE_LANES):
-        out |= ((masks >> np.uint64(i)) & np.uint64(1)) << np.uint64(NIBBLE_BITS * i)
+    """uint64 [2**NIBBLE_LANES]: each mask with bit i moved to bit NIBBLE_BITS * i (summing these counts per lane);
+    built from a one-byte table (a 16-iteration pass over the full table cost ~10 ms of a small run)."""
+    half = NIBBLE_LANES // 2
+    byte = np.arange(1 << half, dtype=np.uint64)
+    low = np.zeros_like(byte)
+    for i in range(half):
+        low |= ((byte >> np.uint64(i)) & np.uint64(1)) << np.uint64(NIBBLE_BITS * i)
+    out = ((low[:, None] << np.uint64(NIBBLE_BITS * half)) | low[None, :]).reshape(-1)
     out.setflags(write=False)
     return out
 
@@ -326,20 +333,21 @@ def _schedule_sets_masks(val, trow, tlane, smap, lookahead) -> None:
     """The promotion vectorized over every filter of every set: per row, one numpy pass per filled lane over
     the filters still filling. Each (filter, row)'s non-zero lanes are a uint64 bit mask, so a map entry's
     candidates for every lane are one rotation of the mask of the row it looks at; slots move as indices into
-    the original buffer (a weight and its tuple always move together)."""
+    the original buffer (a weight and its tuple always move together). Map entries look ahead only (row offset
+    >= 1), so a row's own mask is kept aside while it fills and never written back."""
     n_sets, n_filt, n_rows, lanes = val.shape
     n = n_sets * n_filt
-    flat_v = val.reshape(n, n_rows * lanes)
     one, full = np.uint64(1), np.uint64((1 << lanes) - 1)
     lane_bits = np.arange(lanes, dtype=np.uint64)
-    nz = ((flat_v.reshape(n, n_rows, lanes) != 0).astype(np.uint64) << lane_bits).sum(axis=2, dtype=np.uint64)
+    nz = ((val.reshape(n, n_rows, lanes) != 0).astype(np.uint64) << lane_bits).sum(axis=2, dtype=np.uint64)
     slot = np.broadcast_to(np.arange(n_rows * lanes, dtype=np.int32), (n, n_rows * lanes)).copy()
     set_of = np.repeat(np.arange(n_sets), n_filt)
     dh, dd = smap[:, 0].astype(np.int64), smap[:, 1].astype(np.int64)
-    # Rotation of a row's mask that puts the lane (i + dd) mod L at bit i: right by s, left by L - s.
+    # Rotation of a row's mask that puts lane (i + dd) mod L at bit i: right by s | left by L - s (lanes <= 63;
+    # bits beyond the lanes fall outside the zero-lane mask it is and-ed with).
     right = (dd % lanes).astype(np.uint64)
-    left = np.where(right == 0, np.uint64(63), np.uint64(lanes) - right)  # right == 0: the left part is dropped
-    keep_left = np.where(right == 0, np.uint64(0), full)
+    left = np.uint64(lanes) - right
+    lane_of = (np.arange(lanes)[:, None] + dd[None, :]) % lanes  # [L, M]: lane that entry m reads for lane i
     nibbles = _nibble_table() if lanes <= NIBBLE_LANES and smap.shape[0] <= NIBBLE else None
     nibble_shift = NIBBLE_BITS * lane_bits
     skip = np.zeros(n_sets, np.int64)
@@ -350,25 +358,34 @@ def _schedule_sets_masks(val, trow, tlane, smap, lookahead) -> None:
         ok = t + dh < n_rows
         if t + 1 >= n_rows or not ok.any():
             continue  # nothing ahead to promote
-        ahead, m_right, m_left, m_keep, m_dd = t + dh[ok], right[ok], left[ok], keep_left[ok], dd[ok]
+        ahead, m_right, m_left = t + dh[ok], right[ok], left[ok]
+        there_of = ahead[None, :] * lanes + lane_of[:, ok]  # [L, M]: flat slot entry m reads for zero lane i
+        clear_of = one << lane_of[:, ok].astype(np.uint64)  # [L, M]: that slot's bit in its row's mask
         filters = np.flatnonzero(~skipping[set_of] & (nz[:, t] != full))
+        zero, rows = ~nz[filters, t] & full, filters[:, None]  # row t's zero lanes, per filter still filling
         while filters.size:
-            x = nz[filters[:, None], ahead[None, :]]  # [F, M]
-            cand = ((x >> m_right) | ((x << m_left) & m_keep)) & (~nz[filters, t] & full)[:, None]
+            x = nz[rows, ahead]  # [F, M]
+            cand = ((x >> m_right) | (x << m_left)) & zero[:, None]
             if nibbles is not None:  # per lane a 4-bit count: sum the map entries' spread masks
-                count = (nibbles[cand].sum(axis=1)[:, None] >> nibble_shift) & NIBBLE
+                spread = nibbles[cand].sum(axis=1)
+                go = spread != 0
+                if not go.all():
+                    filters, rows, zero, cand, spread = filters[go], rows[go], zero[go], cand[go], spread[go]
+                count = (spread[:, None] >> nibble_shift) & NIBBLE
             else:
                 count = ((cand[:, :, None] >> lane_bits) & one).sum(axis=1)  # [F, L]
+                go = count.any(axis=1)
+                if not go.all():
+                    filters, rows, zero, cand, count = filters[go], rows[go], zero[go], cand[go], count[go]
+            if not filters.size:
+                break
             i = count.argmax(axis=1)  # the lowest zero lane with the most candidates
-            go = count[np.arange(filters.size), i] > 0
-            if not go.all():
-                filters, cand, i = filters[go], cand[go], i[go]
-            m = ((cand >> i.astype(np.uint64)[:, None]) & one).argmax(axis=1)  # its first candidate in map order
-            th, ld = ahead[m], (i + m_dd[m]) % lanes
-            here, there = t * lanes + i, th * lanes + ld
+            bit_i = i.astype(np.uint64)
+            m = ((cand >> bit_i[:, None]) & one).argmax(axis=1)  # its first candidate in map order
+            here, there = t * lanes + i, there_of[i, m]
             slot[filters, here], slot[filters, there] = slot[filters, there], slot[filters, here]
-            nz[filters, t] |= one << i.astype(np.uint64)
-            nz[filters, th] &= ~(one << ld.astype(np.uint64))
+            zero ^= one << bit_i
+            nz[filters, ahead[m]] ^= clear_of[i, m]  # the promoted weight's slot is now zero
     # Every slot takes the weight and the tuple of the slot it now holds.
     for arr in (val, trow, tlane):
         flat = arr.reshape(n, n_rows * lanes)

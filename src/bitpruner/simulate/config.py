@@ -16,6 +16,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from bitpruner.config import CheckedNode, plain
 from bitpruner.errors import ConfigError
+from bitpruner.prune_bits.config import BitLevelSpec
 from bitpruner.quant.fixed_point import MAX_BITS, MIN_BITS
 from bitpruner.schema import ConfigNode, parse_node
 
@@ -50,7 +51,12 @@ def _path(value: Any) -> Any:
 
 
 class VariantSpec(CheckedNode):
-    """One model variant: its checkpoint, and where its stage recorded its 8-bit accuracy (if anywhere)."""
+    """One model variant: its checkpoint, and where its stage recorded its 8-bit accuracy (if anywhere).
+
+    `project` (a `BitLevelSpec`: method, N, group, const_bits, grouping) applies a published bit-level pruning
+    method (bit-flip, BBS) to the checkpoint's 8-bit integer weights before tracing; the variant's accuracy is
+    then the traced model's, so such a variant names no `metrics` / `acc_key`.
+    """
 
     WHERE: ClassVar[str] = "variant"
 
@@ -59,6 +65,7 @@ class VariantSpec(CheckedNode):
     metrics: Path | None = None  # the stage's metrics.json holding the 8-bit accuracy, if any
     acc_key: str | None = None
     required: bool = False
+    project: BitLevelSpec | None = None
 
     @field_validator("ckpt", mode="before")
     @classmethod
@@ -78,6 +85,13 @@ class VariantSpec(CheckedNode):
         if any(c in value for c in NAME_FORBIDDEN):
             raise ConfigError(f"got {value!r}, expected a name without '/' or ',' (it names files and metrics)")
         return value
+
+    @model_validator(mode="after")
+    def _projected_accuracy_is_traced(self) -> VariantSpec:
+        if self.project is not None and (self.metrics is not None or self.acc_key is not None):
+            raise ConfigError(f"variants[{self.name!r}]: a `project` variant's accuracy is its traced model's; "
+                              "expected metrics and acc_key null")
+        return self
 
 
 def check_pe_width(widths: Mapping[str, int], accels: list[Accelerator]) -> None:
@@ -100,7 +114,7 @@ class SimulateConfig(CheckedNode):
     export_dnnsim: bool = True
     progress: bool = True
     variants: list[VariantSpec] = Field(
-        min_length=1, json_schema_extra={"expected": "a non-empty list of {name, ckpt, metrics, acc_key, required}"})
+        min_length=1, json_schema_extra={"expected": "a non-empty list of {name, ckpt, metrics, acc_key, required, project}"})
     baseline: str
     weight_pruned: str | None = None
     headline: str | None = None
@@ -122,6 +136,10 @@ class SimulateConfig(CheckedNode):
             raise ConfigError(f"baseline: got {self.baseline!r}, expected one of the variant names {names}")
         check_pe_width({"bits.activations": self.bits.activations, "bits.weights": self.bits.weights},
                        self.accelerators)
+        projected = [s.name for s in self.variants if s.project is not None]
+        if projected and self.bits.weights != 8:
+            raise ConfigError(f"bits.weights={self.bits.weights}: the `project` of variant(s) {projected} needs "
+                              "8-bit weights")
         return self
 
 

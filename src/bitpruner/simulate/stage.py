@@ -1,11 +1,12 @@
 """The `simulate` stage: capture integer traces of each model variant and simulate every accelerator on them.
 
-Variants (``variants: [{name, ckpt, metrics, acc_key, required}]``): by default the non-pruned
-(`train`), weight-pruned (`prune_weights`) and bit-pruned (`prune_bits`) models; an optional variant whose
-checkpoint is absent is skipped. Writes under ``outputs/simulate/``: ``traces/<variant>/`` (our format),
-``traces/dnnsim/`` (DNNsim's layout, one network per variant), ``cycles.csv`` (variant x accelerator x
-layer), ``comparison.csv`` / ``comparison.md`` (the headline table), ``speedups.png``, ``layer_cycles.png``,
-``variants.csv``, ``metrics.json`` and ``config.yaml``.
+Variants (``variants: [{name, ckpt, metrics, acc_key, required, project}]``): by default the non-pruned
+(`train`), weight-pruned (`prune_weights`) and bit-pruned (`prune_bits`) models, and the non-pruned model pruned
+post-training by the published bit-level methods (``project:``, `prune_bits/bitlevel.py`): "bit-flip (BitWave)"
+and "BBS (BitVert)"; an optional variant whose checkpoint is absent is skipped. Writes under
+``outputs/simulate/``: ``traces/<variant>/`` (our format), ``traces/dnnsim/`` (DNNsim's layout, one network per
+variant), ``cycles.csv`` (variant x accelerator x layer), ``comparison.csv`` / ``comparison.md`` (the headline
+table), ``speedups.png``, ``layer_cycles.png``, ``variants.csv``, ``metrics.json`` and ``config.yaml``.
 """
 
 from __future__ import annotations
@@ -59,13 +60,24 @@ def capture_variant(spec: VariantSpec, cfg: dict, datamodule, test_inputs):
     from bitpruner.training.evaluate import evaluate
 
     model, payload = load_input_model(spec.ckpt, datamodule.name, key=f"variants.{spec.name}.ckpt")
+    projected = None
+    if spec.project is not None:
+        # The checkpoint's 8-bit integers, pruned by the published method; traced exactly as stored, like prune_bits'.
+        from bitpruner.prune_bits.project_cli import int_weights_meta, project_model
+
+        try:
+            weights, weights_source = project_model(model, payload, spec.project, bits=cfg["bits"]["weights"])
+        except ConfigError as exc:
+            raise ConfigError(f"variants[{spec.name!r}].project: {exc}") from None
+        payload = {**payload, "meta": {**(payload.get("meta") or {}), "int_weights": int_weights_meta(weights)}}
+        projected = f"{weights_source} + {spec.project.describe()}"
     calib = datamodule.calibration_batches(cfg["calibration"]["batches"], cfg["calibration"].get("batch_size"))
     qmodel = quantize_model(model, calib, payload, act_bits=cfg["bits"]["activations"],
                             wgt_bits=cfg["bits"]["weights"], name=spec.name)
     trace = qmodel.capture(test_inputs)
     # The traced network's own accuracy: integer weights AND quantized activations, as simulated.
     traced = evaluate(qmodel.model, datamodule.test_dataloader())["acc"] if cfg.get("traced_accuracy") else None
-    acc = stored_accuracy(spec)
+    acc = None if projected else stored_accuracy(spec)
     if acc is None:
         acc = traced if traced is not None else evaluate(qmodel.model, datamodule.test_dataloader())["acc"]
         source = "evaluated here (traced model)"
@@ -76,7 +88,7 @@ def capture_variant(spec: VariantSpec, cfg: dict, datamodule, test_inputs):
            "traced_test_acc": math.nan if traced is None else traced,
            "weight_sparsity": totals["weight_sparsity"], "bit_sparsity": totals["bit_sparsity"],
            "mean_bits_per_weight": totals["mean_bits_per_weight"],
-           "mean_bits_per_nonzero": totals["mean_bits_per_nonzero"], "weights_from": qmodel.weight_source,
+           "mean_bits_per_nonzero": totals["mean_bits_per_nonzero"], "weights_from": projected or qmodel.weight_source,
            "ckpt": str(spec.ckpt)}
     return trace, row, qmodel.model_name
 
@@ -125,12 +137,24 @@ def write_traces(out_dir: Path, traces: dict, export_dnnsim: bool) -> Path:
     return final
 
 
-def headline_keys(metrics: dict, headline: str) -> list[str]:
-    """metrics.json: the headline variant's accuracy and bit sparsity, its speedup over the non-pruned model on
-    every accelerator and the geomeans; details.json has the rest (every variant x accelerator)."""
-    speedups = [k for k in metrics if k.startswith("speedup_vs_nonpruned/")]
-    return [f"{headline}/test_acc", f"{headline}/bit_sparsity", *speedups, "speedup_vs_weightpruned/geomean",
-            "samples"]
+def headline_keys(metrics: dict, headline: str, projected: list[str] = ()) -> list[str]:
+    """metrics.json (5-10 figures, whatever the number of accelerators): the headline variant's accuracy, bit
+    sparsity and geomean speedups over the non-pruned and weight-pruned models, and each `project` variant's
+    accuracy and geomean speedup over the non-pruned model; details.json has the rest (every variant x
+    accelerator, per-accelerator speedups included)."""
+    keys = [f"{headline}/test_acc", f"{headline}/bit_sparsity", "speedup_vs_nonpruned/geomean",
+            "speedup_vs_weightpruned/geomean"]
+    for name in projected:
+        keys += [f"{name}/test_acc", f"{name}/speedup_vs_nonpruned/geomean"]
+    return [*keys, "samples"]
+
+
+def parent_keys(metrics: dict, headline: str, projected: list[str] = ()) -> list[str]:
+    """What the pipeline's MLflow parent run shows: the headline keys plus the headline variant's speedup on
+    every accelerator (the runs table has room for them; DVC's metrics file does not)."""
+    per_accelerator = [k for k in metrics if k.startswith(("speedup_vs_nonpruned/", "speedup_vs_weightpruned/"))]
+    keys = headline_keys(metrics, headline, projected)
+    return [*keys, *(k for k in per_accelerator if k not in keys)]
 
 
 def _notes(accels: list[Accelerator], samples: int, data: str, bits: dict) -> str:
@@ -159,6 +183,7 @@ def simulate(cfg: dict) -> dict:
         baseline = cfg["baseline"]
         present = available_variants(specs, baseline)
         names = [s.name for s in present]
+        projected = [s.name for s in present if s.project is not None]
         weight_pruned = cfg.get("weight_pruned") if cfg.get("weight_pruned") in names else None
         headline = cfg.get("headline") if cfg.get("headline") in names else names[-1]
         datamodule = build_datamodule(cfg)
@@ -193,11 +218,11 @@ def simulate(cfg: dict) -> dict:
                 plot_speedups(table, out_dir / "speedups.png", baseline, weight_pruned)
                 plot_layer_cycles(cycles, out_dir / "layer_cycles.png")
                 timing = {"simulate_time_s": sim_time, "wall_time_s": session.elapsed()}
-                write_stage_files(out_dir, cfg, metrics, timing, headline_keys(metrics, headline))
+                write_stage_files(out_dir, cfg, metrics, timing, headline_keys(metrics, headline, projected))
             log_outputs(run, session.out_dir, metrics, timing, ARTIFACTS)
             run.log_headline(STAGE, {"simulate.accelerators": ",".join(a.name for a in accels),
                                      "simulate.samples": cfg["samples"]},
-                             headline_of(metrics, headline_keys(metrics, headline)),
+                             headline_of(metrics, parent_keys(metrics, headline, projected)),
                              [session.out_dir / "comparison.md", session.out_dir / "speedups.png"])
         session.run_record.unlink(missing_ok=True)
     print((session.out_dir / "comparison.md").read_text())

@@ -7,6 +7,8 @@
   failed before its stage run opened gets a FAILED child run of its own, so every job shows in MLflow.
 - `on_multirun_end`: `sweep_summary.{csv,md}` and `sweep_tradeoff.png` in `hydra.sweep.dir`, logged on the
   parent, which is closed FINISHED; then, if any job failed, exits with status 1.
+- `fail_sweep`: a launcher that cannot submit or wait for the jobs (Hydra then calls no callback) marks the
+  parent FAILED, prints one line and exits 1 (`bitpruner.sweeps.launchers`).
 A single run (no `-m`) touches nothing.
 """
 
@@ -16,7 +18,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
@@ -54,6 +56,30 @@ def _job_overrides(config: DictConfig) -> list[str]:
     common = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
     own = [str(o) for o in OmegaConf.select(config, "hydra.overrides.task", default=[])]
     return [o for o in own if o.split("=", 1)[0].lstrip("+~") not in common]
+
+
+def fail_sweep(config: DictConfig, reason: str) -> NoReturn:
+    """End a sweep that cannot go on (its launcher could not submit or wait for the jobs): mark its MLflow parent
+    run ($BITPRUNER_PARENT_RUN_ID, opened by `on_multirun_start`) FAILED with tag `bitpruner.sweep.error`, print
+    one line on stderr and exit with status 1. Hydra runs no callback when a launcher raises, so the launcher
+    (`bitpruner.sweeps.launchers`) calls this. Raises SystemExit(1)."""
+    from bitpruner.tracking import context
+    from bitpruner.tracking.runs import KIND_TAG
+
+    parent, target, note = os.environ.get(context.PARENT_RUN_ENV), _mlflow_target(config), ""
+    if target is not None and parent:
+        from mlflow.tracking import MlflowClient
+
+        try:
+            client = MlflowClient(tracking_uri=target[0])
+            if client.get_run(parent).data.tags.get(KIND_TAG) == "sweep":  # not a pipeline parent set from outside
+                client.set_tag(parent, "bitpruner.sweep.error", cut(reason, MAX_TAG_VALUE))
+                client.set_terminated(parent, status="FAILED")
+                note = f"; MLflow run {parent} marked FAILED"
+        except Exception as exc:  # the store itself failing must not hide the launcher's reason
+            note = f"; MLflow run {parent} could not be marked FAILED ({type(exc).__name__})"
+    print(f"error: {reason}{note}", file=sys.stderr)
+    sys.exit(1)
 
 
 class MlflowSweepCallback(Callback):

@@ -24,7 +24,7 @@ def collect(folder: Path, out: Path, title: str) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bitpruner.sweeps.collect", description=__doc__.splitlines()[0])
-    parser.add_argument("dir", help="folder of per-cell output folders, e.g. outputs/sweep")
+    parser.add_argument("dir", help="folder of per-cell output folders, e.g. pipelines/sweep/outputs/cells")
     parser.add_argument("--out", required=True, help="where sweep_summary.{csv,md} and sweep_tradeoff.png go")
     parser.add_argument("--title", default="DVC sweep")
     args = parser.parse_args(argv)
