@@ -3,10 +3,15 @@ the experiment opens on the runs table (MLflow 3's experiment kind)."""
 
 from __future__ import annotations
 
+import json
+
+import yaml
 from mlflow.tracking import MlflowClient
 
 from bitpruner.prune_weights.stage import prune_weights
+from bitpruner.tracking.runs import upstream_headlines
 from bitpruner.train.stage import train
+from helpers.paths import REPO_ROOT
 
 TRAIN = ["data=digits", "model=mlp", "model.hidden=[16]", "trainer.max_epochs=1", "data.batch_size=256"]
 PRUNE = ["data=digits", "trainer.max_epochs=2", "data.batch_size=256", "prune_weights=oneshot",
@@ -32,3 +37,36 @@ def test_parent_run_shows_the_pipeline(compose, tmp_path, monkeypatch, mlflow_db
     # The glob override reached MLflow as a sanitized param of the stage run, which finished.
     stage = client.search_runs([experiment.experiment_id], "tags.stage = 'prune_weights'")[0]
     assert stage.info.status == "FINISHED" and stage.data.params["prune_weights.overrides.layers.fc1_"] == "0.5"
+
+
+def test_a_pipeline_whose_first_stages_dvc_skipped_still_shows_their_headline(compose, tmp_path, monkeypatch,
+                                                                               mlflow_db):
+    # `dvc exp run -S prune_weights...` skips an up-to-date train: the parent, created by prune_weights, copies
+    # train's headline from its metrics file so that two pipelines compare on it.
+    (tmp_path / "dvc.yaml").write_text((REPO_ROOT / "dvc.yaml").read_text())
+    monkeypatch.setenv("BITPRUNER_PIPELINE_ID", "first")
+    train_metrics = train(compose("train", TRAIN))
+    monkeypatch.setenv("BITPRUNER_PIPELINE_ID", "second")
+    prune_weights(compose("prune_weights", PRUNE))
+    client = MlflowClient(tracking_uri=f"sqlite:///{mlflow_db}")
+    experiment = client.get_experiment_by_name("bitpruner")
+    second = client.search_runs([experiment.experiment_id],
+                                "tags.`bitpruner.kind` = 'pipeline' and tags.`bitpruner.pipeline_id` = 'second'")[0]
+    assert second.data.tags["bitpruner.reused_stages"] == "train"
+    assert second.data.metrics["train/test_acc"] == train_metrics["test_acc"]
+    assert "prune_weights/sparsity" in second.data.metrics
+
+
+def test_upstream_headlines_reads_only_earlier_stages_numbers(tmp_path):
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {
+        "a": {"cmd": "x", "metrics": [{"out/a.json": {"cache": False}}]},
+        "b": {"cmd": "x", "metrics": ["out/b.json", "out/missing.json"]},
+        "c": {"cmd": "x", "metrics": ["out/c.json"]}}}, sort_keys=False))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out/a.json").write_text(json.dumps({"acc": 97.5, "flag": True, "name": "x"}))
+    (tmp_path / "out/b.json").write_text("not json")
+    (tmp_path / "out/c.json").write_text(json.dumps({"later": 1.0}))
+    assert upstream_headlines(tmp_path, "c") == {"a": {"acc": 97.5}}
+    assert upstream_headlines(tmp_path, "a") == {}
+    assert upstream_headlines(tmp_path, "unknown") == {}
+    assert upstream_headlines(tmp_path / "nowhere", "c") == {}

@@ -24,6 +24,7 @@ KIND_TAG = "bitpruner.kind"
 CONTINUES_TAG = "bitpruner.continues"  # the run whose resume state this one picked up
 PIPELINE_KEY_TAG = "bitpruner.pipeline_key"  # digest of the pipeline id, what the stages search by
 EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
+REUSED_TAG = "bitpruner.reused_stages"  # earlier stages DVC skipped: their headline copied from their metrics files
 OUTPUT_KEY_TAG = "bitpruner.output_key"  # digest of paths.output_dir (a sweep finds its jobs' runs by it)
 
 
@@ -92,7 +93,8 @@ def _experiment_id(client, name: str, artifact_location: str | None) -> str:
     return experiment.experiment_id
 
 
-def _pipeline_parent(client, experiment_id: str, pipeline: str, base_tags: dict[str, str], label: str) -> str:
+def _pipeline_parent(client, experiment_id: str, pipeline: str, base_tags: dict[str, str], label: str,
+                     root: str | Path, stage: str) -> str:
     # The id may be any string ($BITPRUNER_PIPELINE_ID): search by its digest, which a filter can always express.
     found = client.search_runs([experiment_id], filter_string=f"tags.`{PIPELINE_KEY_TAG}` = '{digest(pipeline)}'",
                                max_results=1)
@@ -103,7 +105,47 @@ def _pipeline_parent(client, experiment_id: str, pipeline: str, base_tags: dict[
     # What ran: model and data set, and the DVC experiment's name (or the start time).
     name = f"{label} · {os.environ.get(context.DVC_EXP_ENV) or time.strftime('%Y-%m-%d %H:%M')}"
     tags = {**base_tags, PIPELINE_TAG: pipeline, PIPELINE_KEY_TAG: digest(pipeline), KIND_TAG: "pipeline"}
-    return client.create_run(experiment_id, run_name=cut(name, MAX_NAME), tags=tag_values(tags)).info.run_id
+    reused = upstream_headlines(root, stage)
+    if reused:
+        tags[REUSED_TAG] = ",".join(reused)
+    run_id = client.create_run(experiment_id, run_name=cut(name, MAX_NAME), tags=tag_values(tags)).info.run_id
+    for upstream, metrics in reused.items():
+        for key, value in mlflow_keys({f"{upstream}/{k}": v for k, v in metrics.items()}).items():
+            client.log_metric(run_id, key, value)
+    return run_id
+
+
+def upstream_headlines(root: str | Path, stage: str) -> dict[str, dict[str, float]]:
+    """The headline metrics of the stages listed before `stage` in the root `dvc.yaml`, read from their DVC
+    metrics files as they are in the workspace: `{stage: {key: value}}` (numbers only).
+
+    A pipeline's parent run is created by the first stage that runs; when `dvc repro` / `dvc exp run` skipped the
+    earlier stages as up to date, their figures would otherwise be missing from the parent, and two pipelines could
+    not be compared on them. Empty when there is no dvc.yaml, `stage` is not in it, or a file is absent or unreadable
+    (the parent then shows what runs, as before)."""
+    import json
+
+    import yaml
+
+    try:
+        stages = (yaml.safe_load((Path(root) / "dvc.yaml").read_text()) or {}).get("stages") or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+    if not isinstance(stages, dict) or stage not in stages:
+        return {}
+    found: dict[str, dict[str, float]] = {}
+    for name in list(stages)[: list(stages).index(stage)]:
+        for entry in (stages[name] or {}).get("metrics") or []:
+            path = next(iter(entry)) if isinstance(entry, dict) else entry
+            try:
+                data = json.loads((Path(root) / str(path)).read_text())
+            except (OSError, ValueError):
+                continue
+            numbers = {str(k): float(v) for k, v in data.items() if isinstance(v, (int, float))
+                       and not isinstance(v, bool)} if isinstance(data, dict) else {}
+            if numbers:
+                found.setdefault(name, {}).update(numbers)
+    return found
 
 
 def _close_previous(client, run_record: Path | None) -> str | None:
@@ -156,7 +198,7 @@ def stage_run(stage: str, config: dict, logger_cfg: dict | None, root: str | Pat
     pipeline = context.pipeline_id()
     if not parent and pipeline:
         label = " on ".join(str((tags or {}).get(k)) for k in ("model", "dataset") if (tags or {}).get(k)) or stage
-        parent = _pipeline_parent(client, experiment_id, pipeline, base_tags, label)
+        parent = _pipeline_parent(client, experiment_id, pipeline, base_tags, label, root, stage)
     run_tags = {**base_tags, "stage": stage, KIND_TAG: "stage", **{k: str(v) for k, v in (tags or {}).items()}}
     if parent:
         run_tags["mlflow.parentRunId"] = parent
