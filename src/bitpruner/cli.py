@@ -35,7 +35,35 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in (ALONE[command],) if command in ALONE else SUBCOMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
+    for sub in (parser, *subparsers.choices.values()):
+        one_line_usage_errors(sub)
     return parser
+
+
+USAGE_EXIT = 1  # argument errors exit like every other bad input: status 1, one line on stderr
+
+
+def one_line_usage_errors(parser: argparse.ArgumentParser) -> None:
+    """Make `parser` answer bad arguments (missing, unknown, ill-typed) with one line naming them and where to read
+    the usage, exit status USAGE_EXIT, instead of argparse's usage block and status 2. Unknown arguments of a
+    subcommand are reported by the subcommand (argparse would hand them to the top-level parser)."""
+
+    def error(message: str):
+        print(f"{parser.prog}: error: {' '.join(message.split())} (see {parser.prog} --help)", file=sys.stderr)
+        sys.exit(USAGE_EXIT)
+
+    parser.error = error
+    if parser.prog == "bitpruner":
+        return
+    parse_known = parser.parse_known_args
+
+    def parse_known_args(args=None, namespace=None):
+        parsed, extras = parse_known(args, namespace)
+        if extras:
+            error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, []
+
+    parser.parse_known_args = parse_known_args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,6 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except BitprunerError as exc:
         print(f"bitpruner {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # an input or output path the file system refuses (a folder, no permission, no space)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"bitpruner {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 1
 
 

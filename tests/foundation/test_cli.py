@@ -55,3 +55,44 @@ def test_help_does_not_load_numpy_numba_or_torch():
             "print(sorted(m for m in ('numpy', 'numba', 'torch', 'pydantic') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out
+
+
+# Bad arguments of every subcommand: one line naming the argument, status 1, no usage block (argparse's own
+# answer is a usage block and status 2, and a subcommand's unknown flag is reported by the top-level parser).
+@pytest.mark.parametrize("argv, names", [
+    (["sim", "--traces", "t", "--network", "n", "--arch", "Stripes", "--bogus"], "--bogus"),
+    (["sim", "--bogus"], "--traces"),  # required ones are named first
+    (["sensitivity", "--bogus"], "--bogus"),
+    (["compare", "somewhere", "--bogus"], "--bogus"),
+    (["report", "--out", "o", "--bogus"], "--bogus"),
+    (["plan", "--bogus"], "--bogus"),
+    (["project", "--method", "bitflip", "--N", "3", "--group", "32", "--bogus"], "--bogus"),
+    (["project", "--method", "bitflip", "--group", "abc"], "--group"),
+    (["project", "--method", "bitflip", "--group", "32"], "--N"),
+    (["sim", "--lanes", "x"], "--lanes"),
+    (["nonsense"], "nonsense"),
+])
+def test_bad_arguments_are_one_line_with_status_1(argv, names, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and names in err and "usage:" not in err
+
+
+def test_an_output_path_the_file_system_refuses_is_one_line(tmp_path, capsys):
+    from helpers.models import save_digits_lenet
+
+    tiny_checkpoint = tmp_path / "tiny.ckpt"
+    save_digits_lenet(tiny_checkpoint)
+    folder = tmp_path / "a_folder"
+    folder.mkdir()
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    for out, says in [(folder, "is a folder"), (blocker / "m.ckpt", "Not a directory")]:
+        code = cli.main(["project", "--method", "bitflip", "--N", "3", "--group", "4", "--model",
+                         str(tiny_checkpoint), "--out", str(out)])
+        err = capsys.readouterr().err
+        assert code == 1 and err.count("\n") == 1 and says in err and str(out) in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "a_folder", "tiny.ckpt"]  # nothing half-written
+    assert not any(folder.iterdir())

@@ -206,6 +206,18 @@ class BitLevelSpec(CheckedNode):
     const_bits: int = Field(default=DEFAULT_CONST_BITS, ge=1, le=WBITS)
     grouping: Literal[GROUPINGS] = "lanes"  # type: ignore[valid-type]
 
+    @field_validator("method", "grouping", mode="before")
+    @classmethod
+    def _lower_case(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value  # `BitFlip`, `LANES`: as the sim's --arch
+
+    @model_validator(mode="after")
+    def _const_bits_only_for_zero_point(self) -> BitLevelSpec:
+        if "const_bits" in self.model_fields_set and self.method != "bbs_zero_point":
+            raise ConfigError(f"{self.WHERE}.const_bits={self.const_bits}: only bbs_zero_point takes const_bits "
+                              f"(method is {self.method})")
+        return self
+
     def params(self) -> dict[str, Any]:
         """Keyword arguments of the method's function (pipeline weights are narrow range: [-127, 127])."""
         out = {"N": self.N, "group": self.group, "grouping": self.grouping, "narrow_range": True}

@@ -41,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     names = list(variants["variant"])
     if args.baseline not in names:
         raise ConfigError(f"--baseline {args.baseline!r}: expected one of {names}")
-    weight_pruned = args.weight_pruned if args.weight_pruned in names else None
+    # The second reference only when it is another variant (else its columns repeat the first's).
+    weight_pruned = args.weight_pruned if args.weight_pruned in names and args.weight_pruned != args.baseline else None
     table = comparison_table(cycles, variants, args.baseline, weight_pruned)
     markdown = comparison_markdown(table, variants, args.baseline, weight_pruned, title=f"Comparison: {folder}")
     print(markdown)

@@ -12,7 +12,6 @@ import gc
 import json
 import math
 import os
-import sys
 
 _GEOMETRY_FLAGS = ("lanes", "columns", "rows", "tiles", "pe_width")
 _OPTION_FLAGS = ("bits_first_stage", "column_registers", "group_size", "pe_serial_bits", "lookahead", "lookaside",
@@ -40,35 +39,11 @@ _HELP = {
 MAX_FLAG_VALUE = (1 << 31) - 1
 # bits_first_stage: from 4 bits on every lane has its own shifter; 2**64 - 1 is already far beyond a 16-bit value.
 MAX_BITS_FIRST_STAGE = 64
-USAGE_EXIT = 1  # argument errors exit like every other bad input: status 1, one line on stderr
 OPENBLAS_THREADS_ENV = "OPENBLAS_NUM_THREADS"
 
 
-def _one_line_error(parser: argparse.ArgumentParser):
-    """argparse's `error` for this subcommand: one line on stderr (no usage block), exit USAGE_EXIT."""
-
-    def error(message: str):
-        print(f"{parser.prog}: error: {' '.join(message.split())} (see {parser.prog} --help)", file=sys.stderr)
-        sys.exit(USAGE_EXIT)
-
-    return error
-
-
-def _refuse_extras(parser: argparse.ArgumentParser) -> None:
-    """Unknown arguments fail in this subcommand's parser (one line), not later in the top-level one (usage block)."""
-    parse_known = parser.parse_known_args
-
-    def parse_known_args(args=None, namespace=None):
-        namespace, extras = parse_known(args, namespace)
-        if extras:
-            parser.error(f"unrecognized arguments: {' '.join(extras)}")
-        return namespace, extras
-
-    parser.parse_known_args = parse_known_args
-
-
 def register(subparsers) -> None:
-    """Add the `sim` subcommand (one-line argument errors, exit 1) to `subparsers`."""
+    """Add the `sim` subcommand to `subparsers` (bitpruner.cli makes its argument errors one line, exit 1)."""
     parser = subparsers.add_parser(
         "sim",
         help="cycle-accurate bit-serial accelerator simulation (DNNsim-compatible)",
@@ -92,8 +67,6 @@ def register(subparsers) -> None:
     parser.add_argument("--memory-limit", type=float, default=None, metavar="GIB",
                         help="refuse a layer whose simulation needs more memory than this (default 8 GiB)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    parser.error = _one_line_error(parser)
-    _refuse_extras(parser)
     parser.set_defaults(func=run)
 
 

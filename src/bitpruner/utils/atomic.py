@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -23,6 +24,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; it replaces `path` only if the block succeeds. The file gets the
     mode the umask gives new files."""
     path = Path(path)
+    if path.is_dir():  # else the rename fails naming the temporary file, not the path the user gave
+        raise IsADirectoryError(errno.EISDIR, "is a folder; expected a file path", str(path))
+    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:  # mkdir would say only "File exists"
+        raise NotADirectoryError(errno.ENOTDIR, f"Not a directory, so {path} cannot be written", str(blocker))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.fchmod(fd, file_mode())
