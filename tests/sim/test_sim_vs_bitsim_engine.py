@@ -17,18 +17,17 @@ positive weight of at least two set bits in every 8 channels."""
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from bitpruner.sim import bitsim
 from bitpruner.sim.designs import ARCHS
 from bitpruner.sim.engine import simulate_layer
 from bitpruner.sim.params import SimParams
 from bitpruner.sim.traces import LayerTrace, from_torch_layout
 from bitpruner.sim.weight_columns import BITWAVE_DATAFLOWS
-
-bitsim = pytest.importorskip("bitpruner.sim.bitsim")
+from helpers.paths import BITSIM_FIXTURES
 
 # (engine design, engine options, bitsim design, bitsim options)
 PAIRS = [
@@ -284,19 +283,17 @@ RANDOM_PAIRS = [  # PAIRS with the sign of each filter group's lead weight (BitW
 
 @pytest.mark.parametrize("arch, options, bs_design, bs_options, sign", RANDOM_PAIRS, ids=lambda v: str(v))
 def test_new_designs_on_random_layers_in_every_regime(arch, options, bs_design, bs_options, sign):
-    if arch not in ARCHS:
-        pytest.skip(f"{arch} is not in the engine's registry")
+    assert arch in ARCHS
     _run_cases(lambda w, c: _engine(w, c, arch, **options), _bitsim(bs_design, **bs_options), sign=sign,
                seed=10 + RANDOM_PAIRS.index((arch, options, bs_design, bs_options, sign)))
 
 
-FIXTURE_LAYERS = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "bitsim" / "layers.json"
+FIXTURE_LAYERS = BITSIM_FIXTURES / "layers.json"
 # fixture entry -> (engine design, engine options): where the natural cost is BitSim's own (spec 3.3(3))
 FIXTURE_DESIGNS = {("Bitlet", ""): ("Bitlet", {}),
                    ("BitVert", "noBBS"): ("BitVert", {"bidirectional": False, "drop_sign_extension": 0})}
 
 
-@pytest.mark.skipif(not FIXTURE_LAYERS.is_file(), reason="shared fixtures not present")
 def test_channel_grouped_fixture_layers_in_the_tiling_ratio():
     """BitSim's own numbers (fixtures/bitsim/layers.json, from the reference code) for the conv layers it groups by
     channels (C >= k^2): ours = S * ceil(Ox*Oy/Cc), BitSim's = S * ceil(ow/w) * oh with the same S."""
