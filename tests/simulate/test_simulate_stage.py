@@ -56,11 +56,15 @@ def test_stage_outputs_and_consistent_tables(default_run):
     assert list(dict.fromkeys(table["variant"])) == VARIANTS
     assert len(cycles) == len(VARIANTS) * len(DEFAULT_ACCELERATORS) * 5  # variants x accelerators x LeNet-5 layers
     assert (cycles["compute_cycles"] > 0).all()
+    # the default: the mean over 32 test images; cycles.csv keeps the sum and the mean per image
+    assert (cycles["samples"] == 32).all() and metrics["samples"] == 32
+    assert np.array_equal(cycles["cycles_per_image"], cycles["compute_cycles"] / cycles["samples"])
 
-    totals = cycles.groupby(["variant", "accelerator"])["compute_cycles"].sum()
+    # comparison.csv's cycles: per image, i.e. compute cycles summed over layers / images
+    totals = cycles.groupby(["variant", "accelerator"])["compute_cycles"].sum() / 32
     rows = table[table["accelerator"] != "geomean"].set_index(["variant", "accelerator"])
     for (variant, accel), row in rows.iterrows():
-        assert row["cycles"] == totals[(variant, accel)]
+        assert row["cycles"] == pytest.approx(totals[(variant, accel)], rel=1e-12)
         assert row["speedup_vs_nonpruned"] == pytest.approx(totals[("non-pruned", accel)] / row["cycles"])
         assert row["speedup_vs_weightpruned"] == pytest.approx(totals[("weight-pruned", accel)] / row["cycles"])
     # Stripes ignores the data: every variant costs the same
@@ -97,6 +101,8 @@ def test_stage_outputs_and_consistent_tables(default_run):
     assert all(a in md for a in DEFAULT_ACCELERATORS) and "geometric mean" in md
     bp_geo = f"{geo.at['bit-pruned', 'speedup_vs_nonpruned']:.2f}x"
     assert bp_geo in md
+    assert "Compute cycles per image (mean over 32 test images, sum over layers)" in md
+    assert "| non-pruned cycles / image |" in md and "the first 32 test images of `digits`" in md
 
 
 def test_variant_statistics_and_accuracy_sources(default_run):
@@ -205,15 +211,33 @@ def test_optional_variants_may_be_absent(compose, tmp_path):
     assert list(table[table["variant"] == "non-pruned"]["accelerator"]) == ["Stripes", "PragmaticW-bfs0", "geomean"]
     assert table["speedup_vs_weightpruned"].isna().all()
     assert "non-pruned/cycles/PragmaticW-bfs0" in metrics
-    # three samples traced; cycles add up over them (Stripes does not look at the data: 3x one sample)
+    # three images traced; compute_cycles add up over them, the table's cycles are per image (Stripes does not
+    # look at the data: 3x one image in all, one image's cycles per image)
     trace = NetworkTrace.load(out / "traces/non-pruned")
     assert all(layer.activations.shape[0] == 3 for layer in trace.layers)
     cycles = pd.read_csv(out / "cycles.csv")
-    assert (cycles["samples"] == 3).all()
-    stripes = cycles[(cycles["accelerator"] == "Stripes") & (cycles["variant"] == "non-pruned")]
-    stripes = stripes.set_index("layer")["compute_cycles"]
+    assert (cycles["samples"] == 3).all() and metrics["samples"] == 3
+    assert np.array_equal(cycles["cycles_per_image"], cycles["compute_cycles"] / 3)
+    own = cycles[cycles["variant"] == "non-pruned"]
+    stripes = own[own["accelerator"] == "Stripes"].set_index("layer")
     for layer in trace.layers:
-        assert stripes[layer.name] == 3 * simulate_layer(layer, "Stripes", samples=1)
+        assert stripes.at[layer.name, "compute_cycles"] == 3 * simulate_layer(layer, "Stripes", samples=1)
+    rows = table.set_index(["variant", "accelerator"])
+    for accel in ("Stripes", "PragmaticW-bfs0"):
+        per_layer = own[own["accelerator"] == accel]
+        assert rows.at[("non-pruned", accel), "cycles"] == pytest.approx(per_layer["compute_cycles"].sum() / 3)
+        assert metrics[f"non-pruned/cycles/{accel}"] == pytest.approx(per_layer["compute_cycles"].sum() / 3)
+    # a weight-serial design's cycles per image do not depend on the image: 3 images give 1 image's figure
+    from bitpruner.sim.accelerators import accelerator_from_config
+
+    accel = accelerator_from_config(yaml.safe_load((CONFIG_DIR / "accelerator/pragmaticw_bfs0.yaml").read_text()))
+    bfs0 = own[own["accelerator"] == "PragmaticW-bfs0"].set_index("layer")
+    for layer in trace.layers:
+        assert bfs0.at[layer.name, "cycles_per_image"] == simulate_layer(layer, accel.arch, accel.params, samples=1)
+    # an activation-serial one looks at the activations: the mean over 3 images is not the first image's
+    first = [simulate_layer(layer, "BitPragmatic", samples=1) for layer in trace.layers]
+    mean = [simulate_layer(layer, "BitPragmatic", samples=3) / 3 for layer in trace.layers]
+    assert first != pytest.approx(mean)
 
 
 @pytest.mark.parametrize("overrides, match", [

@@ -44,7 +44,9 @@ def run(args: argparse.Namespace) -> int:
     # The second reference only when it is another variant (else its columns repeat the first's).
     weight_pruned = args.weight_pruned if args.weight_pruned in names and args.weight_pruned != args.baseline else None
     table = comparison_table(cycles, variants, args.baseline, weight_pruned)
-    markdown = comparison_markdown(table, variants, args.baseline, weight_pruned, title=f"Comparison: {folder}")
+    samples = int(cycles["samples"].iloc[0]) if "samples" in cycles.columns and len(cycles) else None
+    markdown = comparison_markdown(table, variants, args.baseline, weight_pruned, title=f"Comparison: {folder}",
+                                   samples=samples)
     print(markdown)
     if args.out:
         out = Path(args.out)

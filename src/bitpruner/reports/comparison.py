@@ -1,5 +1,8 @@
 """The headline comparison: model variants x accelerators, cycles and speedups, as CSV, Markdown and metrics.
 
+Cycles are per image: a network's compute cycles (sum over layers) over the traced test images, divided by their
+number (`samples` in cycles.csv), i.e. the mean per image. Designs that skip zero activation bits depend on the
+image; Stripes and the weight-serial designs do not.
 Speedups compare variants ON THE SAME ACCELERATOR: ``speedup = cycles(reference variant) / cycles(variant)``.
 The geometric-mean row (accelerator ``geomean``) holds the geometric means over accelerators of the
 cycles and of the speedups; the ratio of geometric means is the geometric mean of the ratios, so
@@ -14,7 +17,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 GEOMEAN = "geomean"
-CYCLES_COLUMNS = ("variant", "accelerator", "arch", "layer", "type", "compute_cycles", "samples")
+CYCLES_COLUMNS = ("variant", "accelerator", "arch", "layer", "type", "compute_cycles", "samples", "cycles_per_image")
 VARIANT_COLUMNS = ("variant", "test_acc", "acc_source", "traced_test_acc", "weight_sparsity", "bit_sparsity",
                    "mean_bits_per_weight", "mean_bits_per_nonzero", "weights_from")
 MODEL_COLUMNS = ("test_acc", "traced_test_acc", "weight_sparsity", "bit_sparsity", "mean_bits_per_weight")
@@ -34,10 +37,24 @@ def geomean(values: Sequence[float]) -> float:
     return math.exp(sum(math.log(v) for v in vals) / len(vals))
 
 
-def total_cycles(cycles: pd.DataFrame) -> dict[tuple[str, str], int]:
-    """Network cycles (sum over layers) per (variant, accelerator)."""
-    sums = cycles.groupby(["variant", "accelerator"], sort=False)["compute_cycles"].sum()
-    return {key: int(value) for key, value in sums.items()}
+def per_image(cycles: pd.DataFrame) -> pd.Series:
+    """Each row's compute cycles per image: ``compute_cycles / samples`` (a cycles.csv without `samples`: 1)."""
+    samples = cycles["samples"] if "samples" in cycles.columns else 1
+    return cycles["compute_cycles"].astype(float) / samples
+
+
+def total_cycles(cycles: pd.DataFrame) -> dict[tuple[str, str], float]:
+    """Network cycles per image (sum over layers of compute_cycles / samples) per (variant, accelerator)."""
+    sums = per_image(cycles).groupby([cycles["variant"], cycles["accelerator"]], sort=False).sum()
+    return {key: float(value) for key, value in sums.items()}
+
+
+def traced_images(cycles: pd.DataFrame) -> int | None:
+    """The number of traced images behind the per-image figures (None when cycles.csv does not say)."""
+    if "samples" not in cycles.columns or cycles.empty:
+        return None
+    values = set(int(v) for v in cycles["samples"])
+    return values.pop() if len(values) == 1 else None
 
 
 def comparison_table(cycles: pd.DataFrame, variants: pd.DataFrame, baseline: str,
@@ -112,8 +129,10 @@ def _md_table(header: list[str], rows: list[list[str]], align: list[str]) -> str
 
 
 def comparison_markdown(table: pd.DataFrame, variants: pd.DataFrame, baseline: str,
-                        weight_pruned: str | None = None, title: str = "Comparison", notes: str = "") -> str:
-    """Two tables: the variants (accuracy and bit statistics), then cycles and speedups per accelerator."""
+                        weight_pruned: str | None = None, title: str = "Comparison", notes: str = "",
+                        samples: int | None = None) -> str:
+    """Two tables: the variants (accuracy and bit statistics), then cycles per image (the mean over the `samples`
+    traced test images) and speedups per accelerator."""
     traced = "traced_test_acc" in variants and variants["traced_test_acc"].notna().any()
     model_rows = []
     for _, v in variants.iterrows():
@@ -129,7 +148,7 @@ def comparison_markdown(table: pd.DataFrame, variants: pd.DataFrame, baseline: s
     has_wp = bool(weight_pruned) and weight_pruned in names
     header, align = ["accelerator"], ["l"]
     for v in names:
-        header.append(f"{v} cycles")
+        header.append(f"{v} cycles / image")
         if v != baseline:
             header.append(f"{v} vs {baseline}")
         if has_wp and v not in (baseline, weight_pruned):
@@ -147,8 +166,9 @@ def comparison_markdown(table: pd.DataFrame, variants: pd.DataFrame, baseline: s
             if has_wp and v not in (baseline, weight_pruned):
                 row.append(_fmt(sub.at[v, "speedup_vs_weightpruned"], "x"))
         rows.append(row)
-    parts += ["Compute cycles per network (sum over layers) and speedups on the same accelerator "
-              "(speedup = cycles of the reference variant / cycles of the variant).", "",
+    images = f"{samples} test image" + ("" if samples == 1 else "s") if samples else "the traced test images"
+    parts += [f"Compute cycles per image (mean over {images}, sum over layers) and speedups on the same "
+              "accelerator (speedup = cycles of the reference variant / cycles of the variant).", "",
               _md_table(header, rows, align), ""]
     if notes:
         parts += [notes, ""]

@@ -1,4 +1,4 @@
-"""PNG plots of the comparison: speedups per accelerator and cycles per layer (grouped bars per variant)."""
+"""PNG plots of the comparison: speedups per accelerator and cycles per image per layer (grouped bars per variant)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bitpruner.reports.comparison import ordered_unique
+from bitpruner.reports.comparison import ordered_unique, per_image, traced_images
 from bitpruner.utils.atomic import save_figure
 
 BAR_GROUP_WIDTH = 0.8  # share of each x slot taken by its group of bars
@@ -50,7 +50,8 @@ def plot_speedups(table: pd.DataFrame, path: str | Path, baseline: str, weight_p
 
 
 def plot_layer_cycles(cycles: pd.DataFrame, path: str | Path) -> Path:
-    """Compute cycles per layer, one panel per accelerator, one bar per variant."""
+    """Compute cycles per image (mean over the traced images) per layer, one panel per accelerator, one bar per
+    variant."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -59,6 +60,8 @@ def plot_layer_cycles(cycles: pd.DataFrame, path: str | Path) -> Path:
     accels = ordered_unique(cycles["accelerator"])
     variants = ordered_unique(cycles["variant"])
     layers = ordered_unique(cycles["layer"])
+    cycles = cycles.assign(cycles_per_image=per_image(cycles))
+    images = traced_images(cycles)
     ncols = min(3, len(accels))
     nrows = math.ceil(len(accels) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(max(4.0, 0.9 * len(layers)) * ncols, 3.5 * nrows),
@@ -67,11 +70,11 @@ def plot_layer_cycles(cycles: pd.DataFrame, path: str | Path) -> Path:
         sub = cycles[cycles["accelerator"] == accel]
         series = {}
         for v in variants:
-            per_layer = sub[sub["variant"] == v].set_index("layer")["compute_cycles"]
+            per_layer = sub[sub["variant"] == v].set_index("layer")["cycles_per_image"]
             series[v] = [float(per_layer.get(layer, 0)) for layer in layers]
         _grouped_bars(ax, layers, series)
         ax.set_title(accel)
-        ax.set_ylabel("compute cycles")
+        ax.set_ylabel("compute cycles / image" + (f" (mean of {images})" if images and images > 1 else ""))
         ax.legend(fontsize="x-small")
     for ax in list(axes.flat)[len(accels):]:
         ax.set_visible(False)

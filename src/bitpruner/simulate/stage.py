@@ -7,6 +7,11 @@ and "BBS (BitVert)"; an optional variant whose checkpoint is absent is skipped. 
 ``outputs/simulate/``: ``traces/<variant>/`` (our format), ``traces/dnnsim/`` (DNNsim's layout, one network per
 variant), ``cycles.csv`` (variant x accelerator x layer), ``comparison.csv`` / ``comparison.md`` (the headline
 table), ``speedups.png``, ``layer_cycles.png``, ``variants.csv``, ``metrics.json`` and ``config.yaml``.
+
+The first ``samples`` test images are traced (default 32). ``cycles.csv`` keeps each layer's ``compute_cycles``
+summed over them and ``cycles_per_image`` (their mean); every cycles figure of the table, the plots and the metrics
+is per image. Designs that skip zero activation bits depend on the image; Stripes and the weight-serial ones do not
+(their per-image cycles are the same for any number of images).
 """
 
 from __future__ import annotations
@@ -94,7 +99,8 @@ def capture_variant(spec: VariantSpec, cfg: dict, datamodule, test_inputs):
 
 
 def simulate_traces(traces: dict, accels: list[Accelerator], samples: int, progress: bool = True):
-    """Per-layer compute cycles of every (variant, accelerator) as a cycles.csv DataFrame."""
+    """Per-layer compute cycles of every (variant, accelerator) as a cycles.csv DataFrame: ``compute_cycles``
+    (sum over the `samples` traced images), ``samples`` and ``cycles_per_image`` (= compute_cycles / samples)."""
     import pandas as pd
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -112,7 +118,7 @@ def simulate_traces(traces: dict, accels: list[Accelerator], samples: int, progr
                     cycles = simulate_layer(layer, accel.arch, accel.params, samples)
                     rows.append({"variant": variant, "accelerator": accel.name, "arch": accel.arch,
                                  "layer": layer.name, "type": layer.type, "compute_cycles": int(cycles),
-                                 "samples": samples})
+                                 "samples": samples, "cycles_per_image": int(cycles) / samples})
                     bar.advance(task)
     return pd.DataFrame(rows)
 
@@ -160,7 +166,8 @@ def parent_keys(metrics: dict, headline: str, projected: list[str] = ()) -> list
 def _notes(accels: list[Accelerator], samples: int, data: str, bits: dict) -> str:
     geometry = {(a.params.lanes, a.params.columns, a.params.rows, a.params.tiles) for a in accels}
     geo = "; ".join(f"lanes {g[0]}, columns {g[1]}, rows {g[2]}, tiles {g[3]}" for g in sorted(geometry))
-    return (f"Traces: the first {samples} test sample(s) of `{data}`, {bits['weights']}-bit weights "
+    images = f"{samples} test image" + ("" if samples == 1 else "s")
+    return (f"Traces: the first {images} of `{data}` (cycles: the mean per image), {bits['weights']}-bit weights "
             f"(per-layer scale), {bits['activations']}-bit activations (per-layer scale). Geometry: {geo}. "
             "Bit sparsity counts binary essential bits, zero weights included.")
 
@@ -213,7 +220,7 @@ def simulate(cfg: dict) -> dict:
                 write_csv(out_dir / "comparison.csv", table)
                 title = f"{model_name or 'model'} on {datamodule.name}: variants x accelerators"
                 write_text(out_dir / "comparison.md", comparison_markdown(
-                    table, variants, baseline, weight_pruned, title=title,
+                    table, variants, baseline, weight_pruned, title=title, samples=cfg["samples"],
                     notes=_notes(accels, cfg["samples"], datamodule.name, cfg["bits"])))
                 plot_speedups(table, out_dir / "speedups.png", baseline, weight_pruned)
                 plot_layer_cycles(cycles, out_dir / "layer_cycles.png")
