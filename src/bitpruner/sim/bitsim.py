@@ -31,9 +31,9 @@ import numpy as np
 
 from bitpruner.errors import ConfigError, TraceError
 from bitpruner.prune_bits.bitlevel import bitflip
+from bitpruner.sim.weight_columns import WEIGHT_BITS, WEIGHT_MAX, WEIGHT_MIN, outside_int8
 
-WEIGHT_BITS = 8  # BitSim's w_bitwidth: every encoding is 8 bits wide
-INT8_MIN, INT8_MAX = -(1 << (WEIGHT_BITS - 1)), (1 << (WEIGHT_BITS - 1)) - 1
+INT8_MIN, INT8_MAX = WEIGHT_MIN, WEIGHT_MAX  # BitSim's w_bitwidth: every encoding is 8 bits wide
 SM_MIN = INT8_MIN + 1  # sign-magnitude has no -128: BitSim reads it as -127
 _BYTE = (1 << WEIGHT_BITS) - 1
 
@@ -71,12 +71,10 @@ def _int8(values, what: str) -> np.ndarray:
         raise TraceError(f"{what}: dtype {arr.dtype}; expected 8-bit integers")
     if arr.size and arr.dtype.kind == "f" and not (np.isfinite(arr).all() and (arr == np.round(arr)).all()):
         raise TraceError(f"{what}: holds non-integer values; expected 8-bit integers")
-    if arr.size:
-        low, high = int(arr.min()), int(arr.max())
-        if low < INT8_MIN or high > INT8_MAX:
-            bad = low if low < INT8_MIN else high
-            raise TraceError(f"{what}: value {bad} outside 8-bit two's complement [{INT8_MIN}, {INT8_MAX}] "
-                             f"(BitSim's designs are 8-bit only)")
+    bad = outside_int8(arr)
+    if bad is not None:
+        raise TraceError(f"{what}: value {bad} outside 8-bit two's complement [{INT8_MIN}, {INT8_MAX}] "
+                         f"(BitSim's designs are 8-bit only)")
     return arr.astype(np.int64)
 
 

@@ -38,6 +38,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bitpruner.sim.tactical import window_set_steps
+
 if TYPE_CHECKING:
     from bitpruner.sim.params import SimParams
     from bitpruner.sim.tactical import LayerSchedule
@@ -132,7 +134,6 @@ def chained_plans(schedules: list[LayerSchedule], tiles: int, n_window_sets: int
     out = []
     for sch in schedules:
         zero_row, end_row = sch.zero_row, sch.end_row
-        n_sets, n_rows = zero_row.shape
         per_ws: list[list[np.ndarray]] = []
         starts: list[tuple[int, ...]] = []
         for _ in range(n_window_sets):
@@ -142,30 +143,7 @@ def chained_plans(schedules: list[LayerSchedule], tiles: int, n_window_sets: int
                 per_ws.extend([per_ws[-1]] * (n_window_sets - len(per_ws)))
                 break
             starts.append(start)
-            plans = []
-            for first in range(0, n_sets, tiles):
-                sets = list(range(first, min(n_sets, first + tiles)))
-                time = [0] * tiles
-                steps = []
-                while True:
-                    rows = [-1] * tiles
-                    for t, k in enumerate(sets):
-                        while time[t] < n_rows:
-                            r = time[t]
-                            time[t] += 1
-                            if skip[t] < lookahead and zero_row[k, r]:
-                                skip[t] += 1
-                                continue
-                            skip[t] = 0
-                            rows[t] = r
-                            break
-                    if max(rows) < 0:
-                        break
-                    steps.append(rows)
-                    if all(time[t] > end_row[k] for t, k in enumerate(sets) if rows[t] >= 0):
-                        skip = [0] * tiles  # tiles_done
-                        break
-                plans.append(np.array(steps, dtype=np.int64).reshape(-1, tiles))
+            plans, skip = window_set_steps(zero_row, end_row, tiles, lookahead, skip)
             per_ws.append(plans)
         if all(p is per_ws[0] or _same(p, per_ws[0]) for p in per_ws[1:]):
             out.append((per_ws[0], 1))

@@ -307,26 +307,40 @@ def reference_cycles(layer: LayerTrace, arch: str | Design, params: SimParams | 
                 c += 1
         return max(cc)
 
-    registers = p.column_registers if design.takes("column_registers") else 0
-    total = 0
-    cc = [0] * p.columns
-    ring = [0] * max(registers, 1)
-    ring_idx, rc = 0, 0
+    timer = _StepTimer(design, p)
     for wi, ws in enumerate(window_sets):
         for gi, group in enumerate(groups):
             for rows in steps_of(wi, gi):
-                costs = column_costs(ws, group, rows)
-                if not registers:
-                    total += max(1, max(costs))
-                    continue
-                if design.column_groups:
-                    costs = _shapeshifter_groups(costs, len(ws), p.group_size)
-                for col, cost in enumerate(costs):
-                    cc[col] = max(rc, cc[col]) + cost
-                rc = ring[ring_idx]
-                ring[ring_idx] = max(cc)
-                ring_idx = (ring_idx + 1) % registers
-    return max(cc) if registers else total
+                timer.step(column_costs(ws, group, rows), len(ws))
+    return timer.cycles()
+
+
+class _StepTimer:
+    """DNNsim's timing of a layer's steps, in plain Python: without column registers a step costs its busiest
+    column (at least 1 cycle); with them every column runs ahead by up to `column_registers` steps (a ring of the
+    columns' finishing times; ShapeShifter first merges columns into its groups)."""
+
+    def __init__(self, design, p: SimParams) -> None:
+        self.design, self.group_size = design, p.group_size
+        self.registers = p.column_registers if design.takes("column_registers") else 0
+        self.total, self.cc = 0, [0] * p.columns
+        self.ring, self.ring_idx, self.rc = [0] * max(self.registers, 1), 0, 0
+
+    def step(self, costs: list[int], n_windows: int) -> None:
+        """Time one step: `costs` per column, `n_windows` of the window set busy."""
+        if not self.registers:
+            self.total += max(1, max(costs))
+            return
+        if self.design.column_groups:
+            costs = _shapeshifter_groups(costs, n_windows, self.group_size)
+        for col, cost in enumerate(costs):
+            self.cc[col] = max(self.rc, self.cc[col]) + cost
+        self.rc = self.ring[self.ring_idx]
+        self.ring[self.ring_idx] = max(self.cc)
+        self.ring_idx = (self.ring_idx + 1) % self.registers
+
+    def cycles(self) -> int:
+        return max(self.cc) if self.registers else self.total
 
 
 def _shapeshifter_groups(costs: list[int], n_windows: int, group_size: int) -> list[int]:
@@ -413,8 +427,7 @@ def grouped_reference_cycles(layer: LayerTrace, design: Design, p: SimParams, sa
             sch = schedule_layer(wrows, p.rows, p.lookahead, p.lookaside, n_channels=None if depthwise else lay.C)
             schedules[j] = diagonal_schedule(sch) if depthwise else sch
         plans = chained_plans(schedules, p.tiles, n_ws, p.lookahead)
-    registers = p.column_registers if design.takes("column_registers") else 0
-    total, cc, ring, ring_idx, rc = 0, [0] * p.columns, [0] * max(registers, 1), 0, 0
+    timer = _StepTimer(design, p)  # one timing across the groups: DNNsim's column registers carry over
     for j, lay in enumerate(views):
         window_sets = _chunks(len(lay.windows), p.columns)
         filter_sets = _chunks(lay.K, p.rows)
@@ -440,14 +453,5 @@ def grouped_reference_cycles(layer: LayerTrace, design: Design, p: SimParams, sa
                                     for f_local in range(len(filter_sets[fset])):
                                         best = max(best, design.reference_cost(ctx, ws[c], fset, f_local, t))
                         costs.append(best)
-                    if not registers:
-                        total += max(1, max(costs))
-                        continue
-                    if design.column_groups:
-                        costs = _shapeshifter_groups(costs, len(ws), p.group_size)
-                    for col, cost in enumerate(costs):
-                        cc[col] = max(rc, cc[col]) + cost
-                    rc = ring[ring_idx]
-                    ring[ring_idx] = max(cc)
-                    ring_idx = (ring_idx + 1) % registers
-    return max(cc) if registers else total
+                    timer.step(costs, len(ws))
+    return timer.cycles()

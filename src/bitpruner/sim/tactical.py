@@ -197,34 +197,46 @@ def _step_plan(zero_row, end_row, tiles, n_window_sets, lookahead):
     """
     if tiles <= 0 or n_window_sets < 0:
         raise ConfigError(f"tactical step plan: tiles={tiles}, window sets={n_window_sets}: expected > 0")
-    n_sets, n_rows = zero_row.shape
     skip = [0] * tiles
     plan = []
     for _ in range(n_window_sets):
-        for g in range(0, n_sets, tiles):
-            sets = list(range(g, min(n_sets, g + tiles)))
-            time = [0] * tiles
-            steps = []
-            while True:
-                rows = [-1] * tiles
-                for t, k in enumerate(sets):
-                    while time[t] < n_rows:
-                        r = time[t]
-                        time[t] += 1
-                        if skip[t] < lookahead and zero_row[k, r]:
-                            skip[t] += 1
-                            continue
-                        skip[t] = 0
-                        rows[t] = r
-                        break
-                if max(rows) < 0:
-                    break
-                steps.append(rows)
-                if all(time[t] > end_row[k] for t, k in enumerate(sets) if rows[t] >= 0):
-                    skip = [0] * tiles  # tiles_done
-                    break
-            plan.append(np.array(steps, dtype=np.int64).reshape(-1, tiles))
+        steps, skip = window_set_steps(zero_row, end_row, tiles, lookahead, skip)
+        plan.extend(steps)
     return plan
+
+
+def window_set_steps(zero_row, end_row, tiles: int, lookahead: int, skip: list[int]
+                     ) -> tuple[list[np.ndarray], list[int]]:
+    """One window set of DNNsim's tile loop: per filter-set group an int64 [steps, tiles] array of buffer rows
+    (-1: idle), and the per-tile skip counters it leaves (`skip` is not modified). The counters carry over to the
+    next group and window set, and are reset only when a group ends through tiles_done."""
+    n_sets, n_rows = zero_row.shape
+    skip = list(skip)
+    plans = []
+    for g in range(0, n_sets, tiles):
+        sets = list(range(g, min(n_sets, g + tiles)))
+        time = [0] * tiles
+        steps = []
+        while True:
+            rows = [-1] * tiles
+            for t, k in enumerate(sets):
+                while time[t] < n_rows:
+                    r = time[t]
+                    time[t] += 1
+                    if skip[t] < lookahead and zero_row[k, r]:
+                        skip[t] += 1
+                        continue
+                    skip[t] = 0
+                    rows[t] = r
+                    break
+            if max(rows) < 0:
+                break
+            steps.append(rows)
+            if all(time[t] > end_row[k] for t, k in enumerate(sets) if rows[t] >= 0):
+                skip = [0] * tiles  # tiles_done
+                break
+        plans.append(np.array(steps, dtype=np.int64).reshape(-1, tiles))
+    return plans, skip
 
 
 def dnnsim_aborts(plan: list[np.ndarray], n_rows: int, lookahead: int) -> bool:

@@ -57,19 +57,26 @@ RowCost = Callable[[np.ndarray, "SimParams"], np.ndarray]
 # ---------------------------------------------------------------- checks
 
 
+def outside_int8(values: np.ndarray) -> int | None:
+    """The lowest or highest value of `values` when it lies outside 8-bit two's complement, else None."""
+    if not values.size:
+        return None
+    low, high = int(values.min()), int(values.max())
+    if low < WEIGHT_MIN:
+        return low
+    return high if high > WEIGHT_MAX else None
+
+
 def check_weights(layer: LayerTrace, design: str) -> None:
     """Raise TraceError (one line) unless the layer's weights are 8-bit: a declared ``wgt_prec`` above 8, or a
     value outside [-128, 127], is refused (these designs are defined for 8-bit weights only)."""
     if layer.wgt_prec is not None and int(layer.wgt_prec) > WEIGHT_BITS:
         raise TraceError(f"layer {layer.name!r}: {design} takes {WEIGHT_BITS}-bit weights, but wgt_prec="
                          f"{int(layer.wgt_prec)}; re-quantize the layer to {WEIGHT_BITS} bits")
-    w = layer.weights
-    if w.size:
-        low, high = int(w.min()), int(w.max())
-        if low < WEIGHT_MIN or high > WEIGHT_MAX:
-            bad = low if low < WEIGHT_MIN else high
-            raise TraceError(f"layer {layer.name!r}: weights hold {bad}, but {design} takes {WEIGHT_BITS}-bit weights "
-                             f"(two's complement range [{WEIGHT_MIN}, {WEIGHT_MAX}]); re-quantize the layer")
+    bad = outside_int8(layer.weights)
+    if bad is not None:
+        raise TraceError(f"layer {layer.name!r}: weights hold {bad}, but {design} takes {WEIGHT_BITS}-bit weights "
+                         f"(two's complement range [{WEIGHT_MIN}, {WEIGHT_MAX}]); re-quantize the layer")
 
 
 def bitvert_multipliers(params: SimParams) -> int:
