@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from bitpruner.errors import ConfigError
+from bitpruner.prune_bits.arrays import check_int, to_numpy
 from bitpruner.prune_bits.lanes import check_lanes
 
 WBITS = 8  # every method is defined for 8-bit weights (the reference code hard-wires w_bitwidth = 8)
@@ -49,20 +50,15 @@ SIGN_EXTENSION_MAX = 3  # roundAvg checks columns 1..3 only (`range(1, w_bitwidt
 # ---------------------------------------------------------------- checks and containers
 
 
-def _check_int(name: str, value: Any, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
-        raise ConfigError(f"{name}={value!r}: expected an integer in [{lo}, {hi}]")
-    return int(value)
-
 
 def check_n(n: Any) -> int:
     """N, the number of pruned bit columns: an integer in [0, 7]."""
-    return _check_int("N", n, 0, WBITS - 1)
+    return check_int("N", n, 0, WBITS - 1)
 
 
 def check_const_bits(const_bits: Any) -> int:
     """const_bits, the width of the zero-point constant c: an integer in [1, 8]."""
-    return _check_int("const_bits", const_bits, 1, WBITS)
+    return check_int("const_bits", const_bits, 1, WBITS)
 
 
 def check_grouping(grouping: Any) -> str:
@@ -78,20 +74,12 @@ def check_group(group: Any) -> int:
         raise ConfigError(f"group={group!r}: expected a positive integer (weights per group)") from None
 
 
-def _to_numpy(a) -> tuple[np.ndarray, Callable[[np.ndarray], Any]]:
-    if hasattr(a, "detach"):  # a torch tensor; torch is imported only when one is passed
-        import torch
-
-        device = a.device
-        return a.detach().cpu().numpy(), lambda out: torch.from_numpy(out).to(device)
-    return np.asarray(a), lambda out: out
-
 
 def integer_weights(w, scale=None, bits: int = WBITS) -> tuple[np.ndarray, Callable[[np.ndarray], Any]]:
     """(int64 weights, restore) of integer `w`, or of float `w` rounded to narrow-range 8 bits with `scale`."""
     if bits != WBITS:
         raise ConfigError(f"bits={bits!r}: the bit-level pruning methods are defined for 8-bit weights only")
-    arr, restore = _to_numpy(w)
+    arr, restore = to_numpy(w)
     if arr.ndim not in (2, 4):
         raise ConfigError(f"weight shape {tuple(arr.shape)}: expected conv [K, C, kh, kw] or fc [K, C]")
     if np.issubdtype(arr.dtype, np.integer):
@@ -104,7 +92,7 @@ def integer_weights(w, scale=None, bits: int = WBITS) -> tuple[np.ndarray, Calla
         raise ConfigError(f"weights of dtype {arr.dtype}: expected integers or floats")
     if scale is None:
         raise ConfigError("float weights need their scale (or pass integer weights)")
-    s = np.asarray(_to_numpy(scale)[0], dtype=np.float64).reshape(-1)
+    s = np.asarray(to_numpy(scale)[0], dtype=np.float64).reshape(-1)
     if s.size not in (1, arr.shape[0]) or not np.all(np.isfinite(s) & (s > 0)):
         raise ConfigError(f"scale: expected 1 or {arr.shape[0]} finite positive values, got {s.size}")
     if not np.all(np.isfinite(arr)):

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from bitpruner.errors import BitprunerError, ConfigError  # noqa: E402
+from bitpruner.prune_bits.arrays import check_int, to_numpy
 from bitpruner.prune_bits.bitlevel import BITLEVEL  # noqa: E402
 from bitpruner.prune_bits.encodings import check_encoding, essential_bits_table  # noqa: E402
 from bitpruner.prune_bits.lanes import check_lanes, from_lane_groups, group_filters, to_lane_groups  # noqa: E402
@@ -68,20 +69,9 @@ class _Units:
         return self.unit_scale[group_filters(self.raw.shape, lanes)]
 
 
-def _to_numpy(a) -> tuple[np.ndarray, Callable[[np.ndarray], Any]]:
-    if hasattr(a, "detach"):  # a torch tensor; torch is imported only when one is passed
-        import torch
-
-        device = a.device
-        a = a.detach().cpu()
-        if a.dtype in (torch.float16, torch.bfloat16):  # numpy has no bfloat16; the kernels want 32/64 bits
-            a = a.float()
-        return a.numpy(), lambda out: torch.from_numpy(out).to(device)
-    return np.asarray(a), lambda out: out
-
 
 def _units(w, scale, bits: int) -> _Units:
-    arr, restore = _to_numpy(w)
+    arr, restore = to_numpy(w)
     if arr.ndim not in (2, 4):
         raise ConfigError(f"weight shape {tuple(arr.shape)}: expected conv [K, C, kh, kw] or fc [K, C]")
     k = arr.shape[0]
@@ -93,7 +83,7 @@ def _units(w, scale, bits: int) -> _Units:
             raise ConfigError("float weights need their scale (or pass integer weights q)")
         filter_scale = np.ones(k)
     else:
-        s = np.asarray(_to_numpy(scale)[0], dtype=np.float64).reshape(-1)
+        s = np.asarray(to_numpy(scale)[0], dtype=np.float64).reshape(-1)
         if s.size not in (1, k):
             raise ConfigError(
                 f"scale has {s.size} entries: expected 1 (per layer) or {k} (per output channel)"
@@ -115,13 +105,6 @@ def _units(w, scale, bits: int) -> _Units:
     unit_scale = np.ones(k) if is_int else filter_scale
     return _Units(np.ascontiguousarray(raw), unit_scale, filter_scale, restore)
 
-
-def _check_int(name: str, value, lo: int, hi: int | None = None) -> int:
-    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-    if not ok or value < lo or (hi is not None and value > hi):
-        expected = f"an integer in [{lo}, {hi}]" if hi is not None else f"an integer >= {lo}"
-        raise ConfigError(f"{name}={value!r}: expected {expected}")
-    return int(value)
 
 
 # ---------------------------------------------------------------- tables
@@ -335,7 +318,7 @@ def per_weight(w, k: int, *, bits: int = 8, scale=None, encoding: str = "binary"
     magnitudes, so the half-unit table (2 * qmax + 1 entries) stays small; `encoding` picks how bits count.
     """
     bits = check_bits(bits)
-    k = _check_int("k", k, 0, bits - 1)
+    k = check_int("k", k, 0, bits - 1)
     check_encoding(encoding)
     units = _units(w, scale, bits)
     out = np.empty(units.raw.size, dtype=np.int32)
@@ -356,7 +339,7 @@ def group_columns(w, k: int, lanes: int = 16, *, bits: int = 8, scale=None, deta
     cycles on the group. With `details`, returns a ProjectionResult with each group's error and S.
     """
     bits = check_bits(bits)
-    k = _check_int("k", k, 0, bits - 1)
+    k = check_int("k", k, 0, bits - 1)
     lanes = check_lanes(lanes)
     units = _units(w, scale, bits)
     xg = to_lane_groups(units.raw, lanes)
@@ -384,9 +367,9 @@ def group_budget(w, budget: int, lanes: int = 16, *, bits: int = 8, scale=None, 
     share of bits; ties prefer the smaller share.
     """
     bits = check_bits(bits)
-    budget = _check_int("budget", budget, 0)
+    budget = check_int("budget", budget, 0)
     lanes = check_lanes(lanes)
-    cap = bits - 1 if lane_max is None else _check_int("lane_max", lane_max, 0, bits - 1)
+    cap = bits - 1 if lane_max is None else check_int("lane_max", lane_max, 0, bits - 1)
     units = _units(w, scale, bits)
     xg = to_lane_groups(units.raw, lanes)
     out = np.empty(xg.shape, dtype=np.int32)
@@ -409,7 +392,7 @@ def group_error(w, q, lanes: int = 16, *, scale=None, bits: int = 16) -> np.ndar
     Used to rank groups, e.g. to project the lowest-error groups first. `bits` only bounds integer `w`.
     """
     units = _units(w, scale, check_bits(bits))
-    q_arr = _to_numpy(q)[0]
+    q_arr = to_numpy(q)[0]
     if q_arr.shape != units.raw.shape:
         raise ConfigError(f"projected shape {q_arr.shape} differs from the weight shape {units.raw.shape}")
     return _group_error_units(units, q_arr, check_lanes(lanes))
