@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from bitpruner.errors import ConfigError
-    from bitpruner.reports.comparison import comparison_markdown, comparison_table
+    from bitpruner.reports.comparison import comparison_markdown, comparison_table, second_reference
     from bitpruner.utils.atomic import write_csv, write_text
 
     folder = Path(args.dir)
@@ -41,8 +41,7 @@ def run(args: argparse.Namespace) -> int:
     names = list(variants["variant"])
     if args.baseline not in names:
         raise ConfigError(f"--baseline {args.baseline!r}: expected one of {names}")
-    # The second reference only when it is another variant (else its columns repeat the first's).
-    weight_pruned = args.weight_pruned if args.weight_pruned in names and args.weight_pruned != args.baseline else None
+    weight_pruned = second_reference(names, args.baseline, args.weight_pruned)
     table = comparison_table(cycles, variants, args.baseline, weight_pruned)
     samples = int(cycles["samples"].iloc[0]) if "samples" in cycles.columns and len(cycles) else None
     markdown = comparison_markdown(table, variants, args.baseline, weight_pruned, title=f"Comparison: {folder}",

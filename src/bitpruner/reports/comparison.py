@@ -57,6 +57,12 @@ def traced_images(cycles: pd.DataFrame) -> int | None:
     return values.pop() if len(values) == 1 else None
 
 
+def second_reference(names: list[str], baseline: str, weight_pruned: str | None) -> str | None:
+    """The variant of the `speedup_vs_weightpruned` columns: `weight_pruned` when it is present among `names` and
+    is not the baseline itself (its columns would repeat the baseline's), else None (those columns are left out)."""
+    return weight_pruned if weight_pruned in names and weight_pruned != baseline else None
+
+
 def comparison_table(cycles: pd.DataFrame, variants: pd.DataFrame, baseline: str,
                      weight_pruned: str | None = None) -> pd.DataFrame:
     """One row per (variant, accelerator) plus a geomean row per variant (COMPARISON_COLUMNS)."""

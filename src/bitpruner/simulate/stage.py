@@ -176,7 +176,12 @@ def simulate(cfg: dict) -> dict:
     """Run the stage on a resolved config; returns the metrics written to `metrics.json`."""
     import pandas as pd
 
-    from bitpruner.reports.comparison import comparison_markdown, comparison_table, headline_metrics
+    from bitpruner.reports.comparison import (
+        comparison_markdown,
+        comparison_table,
+        headline_metrics,
+        second_reference,
+    )
     from bitpruner.reports.plots import plot_layer_cycles, plot_speedups
     from bitpruner.sim.capture import first_samples
     from bitpruner.skeleton.outputs import headline_of, log_outputs, portable, write_stage_files
@@ -191,7 +196,7 @@ def simulate(cfg: dict) -> dict:
         present = available_variants(specs, baseline)
         names = [s.name for s in present]
         projected = [s.name for s in present if s.project is not None]
-        weight_pruned = cfg.get("weight_pruned") if cfg.get("weight_pruned") in names else None
+        weight_pruned = second_reference(names, baseline, cfg.get("weight_pruned"))
         headline = cfg.get("headline") if cfg.get("headline") in names else names[-1]
         datamodule = build_datamodule(cfg)
         test_inputs = first_samples(datamodule.dataset("test"), cfg["samples"])
