@@ -9,7 +9,7 @@ export NUMBA_THREADING_LAYER := workqueue
 # Stages run `python ...`: make it the project's virtualenv.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup repro sweep test test-slow lint mlflow-ui clean
+.PHONY: setup repro results sweep test test-slow lint mlflow-ui clean
 
 # System step: Chromium for the browser test (tests/report/test_report_chromium.py). As root with apt-get
 # it is installed when missing; anywhere else setup goes on, and that test skips (it fails under CI=true).
@@ -28,10 +28,16 @@ $(STAMP): pyproject.toml
 repro: setup
 	$(VENV)/bin/dvc repro
 
+# The results a reviewer reads (results/results.md, results.csv, plan_vs_uniform.csv, PNGs): the default pipeline
+# (LeNet-5 x seeds), then results/, a DVC project of its own: ResNet-20 x seeds through the same chain, and for both
+# networks BitPruner as published and the uniform-k budgets, simulated and aggregated (results/dvc.yaml).
+results: repro
+	cd results && $(CURDIR)/$(VENV)/bin/dvc repro
+
 # The optional k x mode grid of prune_bits runs: pipelines/sweep is a DVC project of its own (the root's bare
 # `dvc status` / `dvc metrics show` do not read it). Its input is the root pipeline's prune_weights model.
 sweep: setup
-	$(VENV)/bin/dvc repro prune_weights
+	$(VENV)/bin/dvc repro prune_weights@$$(sed -n 's/^seed: *\([0-9]*\).*/\1/p' pipelines/sweep/params.yaml)
 	cd pipelines/sweep && $(CURDIR)/$(VENV)/bin/dvc repro
 
 test: setup

@@ -9,6 +9,7 @@ import pytest
 import torch
 import yaml
 
+from bitpruner.compare.config import validate_compare_stage
 from bitpruner.config import validate_training
 from bitpruner.errors import ConfigError
 from bitpruner.plan.config import PlanConfig, validate_plan_stage
@@ -25,6 +26,7 @@ STAGE_VALIDATORS = {
     "prune_bits": lambda cfg: (validate_training(cfg), validate_prune_bits_stage(cfg)),
     "plan": validate_plan_stage,
     "simulate": validate_simulate,
+    "compare": validate_compare_stage,
 }
 ADAMW_KEYS = "amsgrad, betas, capturable, differentiable, eps, foreach, fused, lr, maximize, weight_decay"
 
@@ -66,7 +68,8 @@ def test_every_main_config_has_a_stage_validator():
 
 @pytest.mark.parametrize("name", MAIN_CONFIGS)
 def test_main_config_validates_with_its_stage_validator(compose, name):
-    STAGE_VALIDATORS[name](compose(name))
+    # compare reads its seeds from the project's params.yaml, which the test root lacks: give them
+    STAGE_VALIDATORS[name](compose(name, ["seeds=[42]"] if name == "compare" else []))
 
 
 def test_train_config_types_the_groups_it_composes(compose):
@@ -206,7 +209,7 @@ def test_quant_node_accepts_the_legacy_per_channel_key():
     ("node", "message"),
     [
         ({"bogus": 1}, "plan: unknown key(s) bogus; expected some of candidates, drop_metric, encoding, max_cycles, "
-                       "max_drop, min_speedup, mode, modes, objective, resolution"),
+                       "max_drop, min_speedup, mode, modes, objective, rerank, resolution"),
         ({"candidates": [1, True]}, "plan.candidates[1]: got True, expected a non-empty list of integers >= 0"),
         ({"candidates": [1, -2]}, "plan.candidates: got [1, -2], expected a non-empty list of integers >= 0"),
         ({"candidates": []}, "plan.candidates: got [], expected a non-empty list of integers >= 0"),

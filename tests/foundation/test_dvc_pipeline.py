@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from helpers.dvc_stages import expanded, template
+
 REPO = Path(__file__).resolve().parents[2]
 SRC = REPO / "src"
 CONF = REPO / "conf"
@@ -93,7 +95,7 @@ def covered(path: Path, deps: list[str]) -> bool:
 
 
 def deps_of(stage: str) -> list[str]:
-    return [d if isinstance(d, str) else next(iter(d)) for d in STAGES[stage]["deps"]]
+    return [d if isinstance(d, str) else next(iter(d)) for d in template(STAGES[stage])["deps"]]
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
@@ -112,9 +114,10 @@ def test_stage_deps_cover_its_configs(stage):
 
 
 def cmd_overrides(stage: str) -> dict[str, str]:
-    """Hydra overrides in a stage's command whose value is a params.yaml reference, key -> template."""
-    cmd = STAGES[stage]["cmd"]
-    return {m["key"]: m["value"] for m in OVERRIDE.finditer(cmd) if "${" in m["value"]}
+    """Hydra overrides in a stage's command whose value is a params.yaml reference, key -> template (the
+    foreach item, a seed or its folder, is not one)."""
+    cmd = template(STAGES[stage])["cmd"]
+    return {m["key"]: m["value"] for m in OVERRIDE.finditer(cmd) if "${" in m["value"] and "${item}" not in m["value"]}
 
 
 def param_value(template: str):
@@ -141,8 +144,8 @@ def test_params_agree_with_conf_defaults(compose, stage):
     choices = cfg.hydra.runtime.choices
     resolved = compose(stage)
     disagree = []
-    for key, template in cmd_overrides(stage).items():
-        want = param_value(template)
+    for key, value in cmd_overrides(stage).items():
+        want = param_value(value)
         if key in choices:  # a config group: the default option
             have = choices[key]
         else:
@@ -174,6 +177,11 @@ def stale_stages(cwd: Path) -> set[str]:
             if any(isinstance(c, dict) and "changed deps" in c for c in changes)}
 
 
+def stage_names(names: set[str]) -> set[str]:
+    """`train@42` -> `train`: the stage names of dvc.yaml."""
+    return {n.split("@")[0] for n in names}
+
+
 def committed_project(tmp_path: Path) -> Path:
     """A copy of the pipeline whose lock records the current code (`dvc commit` over placeholder outputs): the
     state right after `make repro`. The sweep subproject (pipelines/sweep, with its own .dvc/) comes along."""
@@ -184,7 +192,7 @@ def committed_project(tmp_path: Path) -> Path:
     for name in ("dvc.yaml", "params.yaml", ".dvcignore"):
         shutil.copy(REPO / name, project / name)
     assert dvc(["init", "--no-scm", "-q"], project).returncode == 0
-    for stage in STAGES.values():
+    for stage in expanded(STAGES, PARAMS).values():
         for out in [*stage.get("outs", []), *stage.get("metrics", []), *stage.get("plots", [])]:
             path = project / (out if isinstance(out, str) else next(iter(out)))
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -223,7 +231,10 @@ def test_a_change_in_an_imported_module_makes_exactly_its_stages_stale(tmp_path)
         path.write_text(original + "\n# changed\n")
         expected = {s for s in STAGES if (REPO / probe) in code_of(s)}
         assert expected, f"{probe} is run by no stage: pick another probe"
-        assert stale_stages(project) == expected, probe
+        stale = stale_stages(project)
+        assert stage_names(stale) == expected, probe
+        # a seed's stage goes stale for every seed
+        assert all(f"{s}@{seed}" in stale for s in expected if "foreach" in STAGES[s] for seed in PARAMS["seeds"])
         path.write_text(original)
 
 
@@ -264,8 +275,8 @@ def test_sweep_cells_have_the_root_prune_bits_deps():
         if dep.startswith("src/") and (REPO / dep).is_dir():
             wanted |= {p.relative_to(REPO).as_posix() for p in (REPO / dep).rglob("*.py")
                        if "__pycache__" not in p.parts and p.stat().st_size > 0}
-        elif dep != "outputs/plan/plan.yaml":
-            wanted.add(dep)
+        elif dep != "outputs/seeds/${item}/plan/plan.yaml":
+            wanted.add(dep.replace("${item}", "${seed}"))  # the sweep reads one seed's models (its `seed` param)
     have = set(sweep_deps("prune_bits"))
     assert not wanted - have, f"pipelines/sweep/dvc.yaml prune_bits lacks deps: {sorted(wanted - have)}"
     assert not have - wanted, f"pipelines/sweep/dvc.yaml prune_bits has deps the root's lacks: {sorted(have - wanted)}"
@@ -282,3 +293,59 @@ def test_sweep_collect_depends_on_its_code():
     code = code_of(None, entry=module_file(module))
     missing = uncovered(code, sweep_deps("collect"))
     assert not missing, f"pipelines/sweep/dvc.yaml collect runs code it does not depend on: {missing}"
+
+
+def test_the_seed_fan_out_follows_params_yaml(tmp_path):
+    """`seeds` in params.yaml decides the stages DVC runs: one chain per seed, one `compare` over them."""
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(REPO / "dvc.yaml", project / "dvc.yaml")
+    (project / "params.yaml").write_text(yaml.safe_dump({**PARAMS, "seeds": [7, 11]}))
+    assert dvc(["init", "--no-scm", "-q"], project).returncode == 0
+    proc = dvc(["stage", "list", "--name-only"], project)
+    assert proc.returncode == 0, proc.stderr
+    chain = [s for s in STAGES if s != "compare"]
+    assert set(proc.stdout.split()) == {f"{s}@{seed}" for s in chain for seed in (7, 11)} | {"compare"}
+    assert all("foreach" in STAGES[s] for s in chain) and "foreach" not in STAGES["compare"]
+
+
+RESULTS = REPO / "results"
+
+
+def test_results_pipeline_is_generated_from_the_root_one():
+    """results/dvc.yaml is pipelines/results_dvc.py's output for the current root dvc.yaml, results/params.yaml and
+    code: the make-results stages cannot drift from the default pipeline's (regenerate it when this fails)."""
+    sys.path.insert(0, str(REPO / "pipelines"))
+    try:
+        import results_dvc
+    finally:
+        sys.path.pop(0)
+    assert (RESULTS / "dvc.yaml").read_text() == results_dvc.generate(), "run: python pipelines/results_dvc.py"
+
+
+def test_results_is_a_dvc_project_of_its_own_sharing_the_cache():
+    config = (RESULTS / ".dvc" / "config").read_text()
+    cache = re.search(r"^\s*dir\s*=\s*(\S+)", config, flags=re.MULTILINE)
+    assert cache and (RESULTS / ".dvc" / cache.group(1)).resolve() == (REPO / ".dvc" / "cache").resolve()
+
+
+def test_results_simulate_variants_are_the_uniform_budgets_of_its_params():
+    params = yaml.safe_load((RESULTS / "params.yaml").read_text())
+    variants = yaml.safe_load((CONF / "experiment" / "results.yaml").read_text())["variants"]
+    uniform = sorted(int(v["name"].removeprefix("uniform-k")) for v in variants if v["name"].startswith("uniform-k"))
+    assert uniform == sorted(params["uniform_k"])
+    assert {"non-pruned", "weight-pruned", "bit-pruned", "BitPruner as published"} <= {v["name"] for v in variants}
+
+
+def test_results_stages_depend_on_the_code_they_run():
+    stages = yaml.safe_load((RESULTS / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        body = template(stage)
+        entry = re.search(r"python (pipelines/\w+\.py)", body["cmd"]).group(1)
+        base = Path(entry).stem
+        code = code_of(base if (CONF / f"{base}.yaml").is_file() else None, entry=REPO / entry)
+        deps = [os.path.relpath(RESULTS / (d if isinstance(d, str) else next(iter(d))), REPO) for d in body["deps"]]
+        missing = uncovered(code, deps)
+        assert not missing, f"results/dvc.yaml {name} runs code it does not depend on: {missing}"
+        folders = [d for d in deps if d.startswith("src/") and (REPO / d).is_dir()]
+        assert not folders, f"results/dvc.yaml {name}: list the files of {folders}"

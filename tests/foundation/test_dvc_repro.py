@@ -1,5 +1,6 @@
 """`dvc repro` in a fresh copy of the repository (slow: trains every stage of the pipeline)."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -11,8 +12,9 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 REPO = Path(__file__).resolve().parents[2]
-# Fast knobs: the mechanics of the pipeline, not its accuracy (that is `make repro`'s job).
-FAST_PARAMS = {"data": "digits", "train.epochs": 1}
+# Fast knobs: the mechanics of the pipeline (two seeds fanned out and aggregated), not its accuracy (that is
+# `make repro`'s job).
+FAST_PARAMS = {"data": "digits", "seeds": [1, 2], "train.epochs": 1}
 
 
 def fresh_copy(dest: Path) -> Path:
@@ -50,8 +52,16 @@ def test_dvc_repro_in_a_fresh_copy(tmp_path):
     proc = subprocess.run([*dvc, "repro"], cwd=repo, env=env, capture_output=True, text=True, timeout=3000)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     stages = list(yaml.safe_load((repo / "dvc.yaml").read_text())["stages"])
-    for stage in stages:
-        assert (repo / "outputs" / stage / "metrics.json").is_file(), stage
+    seeded = [s for s in stages if s != "compare"]
+    for stage in seeded:
+        for seed in FAST_PARAMS["seeds"]:
+            assert (repo / "outputs" / "seeds" / str(seed) / stage / "metrics.json").is_file(), (stage, seed)
+    summary = json.loads((repo / "outputs" / "compare" / "metrics.json").read_text())
+    assert summary["seeds"] == 2
+    import pandas as pd
+
+    table = pd.read_csv(repo / "outputs" / "compare" / "comparison.csv")
+    assert set(table["seed"].astype(str)) == {"1", "2", "mean"}  # the per-seed rows and the aggregate
     again = subprocess.run([*dvc, "repro"], cwd=repo, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "didn't change" in again.stdout
     metrics = subprocess.run([*dvc, "metrics", "show", "--json"], cwd=repo, env=env, capture_output=True,
@@ -63,7 +73,7 @@ def test_dvc_repro_in_a_fresh_copy(tmp_path):
     runs = client.search_runs([experiment.experiment_id])
     stage_runs = [r for r in runs if r.data.tags.get("bitpruner.kind") == "stage"]
     parents = {r.data.tags.get("mlflow.parentRunId") for r in stage_runs}
-    assert sorted(r.data.tags["stage"] for r in stage_runs) == sorted(stages)
+    assert sorted(r.data.tags["stage"] for r in stage_runs) == sorted([*seeded * 2, "compare"])
     assert len(parents) == 1 and None not in parents, "one parent run for the whole dvc repro"
     assert all(r.info.status == "FINISHED" for r in runs)
 

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from helpers.browser import FLAGS, TIMEOUT_S, find_chromium
+from helpers.dvc_stages import expanded
 from helpers.paths import REPO_ROOT
 
 # The sweep grid comes with its .dvc/config: a DVC project of its own, which the root's views do not read.
@@ -57,10 +58,14 @@ def _path(entry) -> str:
 
 
 def declared(dvc_yaml: Path) -> tuple[list[str], list[str]]:
-    """(metrics files, plot files) of a dvc.yaml: its stages' and its top-level ones."""
+    """(metrics files, plot files) of a dvc.yaml: its stages' (each seed's, for a foreach stage) and its top-level
+    ones."""
     doc = yaml.safe_load(dvc_yaml.read_text())
-    metrics = [_path(m) for stage in doc.get("stages", {}).values() for m in stage.get("metrics", [])]
-    plots = [_path(p) for stage in doc.get("stages", {}).values() for p in stage.get("plots", [])]
+    params_file = dvc_yaml.with_name("params.yaml")
+    params = yaml.safe_load(params_file.read_text()) if params_file.is_file() else {}
+    stages = expanded(doc.get("stages", {}), params).values()
+    metrics = [_path(m) for stage in stages for m in stage.get("metrics", [])]
+    plots = [_path(p) for stage in stages for p in stage.get("plots", [])]
     metrics += [_path(m) for m in doc.get("metrics", [])]
     plots += [_path(p) for p in doc.get("plots", [])]
     return metrics, plots

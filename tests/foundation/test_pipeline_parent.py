@@ -70,3 +70,17 @@ def test_upstream_headlines_reads_only_earlier_stages_numbers(tmp_path):
     assert upstream_headlines(tmp_path, "a") == {}
     assert upstream_headlines(tmp_path, "unknown") == {}
     assert upstream_headlines(tmp_path / "nowhere", "c") == {}
+
+
+def test_upstream_headlines_of_a_seed_fan_out_read_this_seeds_folder(tmp_path):
+    """dvc.yaml's `foreach: ${seeds}` stages: the metrics of the earlier stages come from this run's folder, keyed by
+    its label, so the three seeds' headlines sit side by side on the parent instead of overwriting each other."""
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {
+        "a": {"foreach": "${seeds}", "do": {"cmd": "x", "metrics": ["outputs/seeds/${item}/a/metrics.json"]}},
+        "b": {"foreach": "${seeds}", "do": {"cmd": "x"}}}}, sort_keys=False))
+    for seed, acc in ((42, 97.5), (43, 96.0)):
+        (tmp_path / f"outputs/seeds/{seed}/a").mkdir(parents=True)
+        (tmp_path / f"outputs/seeds/{seed}/a/metrics.json").write_text(json.dumps({"acc": acc}))
+    assert upstream_headlines(tmp_path, "b", tmp_path / "outputs/seeds/43") == {"seeds/43/a": {"acc": 96.0}}
+    assert upstream_headlines(tmp_path, "b", "outputs/seeds/42") == {"seeds/42/a": {"acc": 97.5}}  # from the root
+    assert upstream_headlines(tmp_path, "b") == {}

@@ -18,7 +18,8 @@ from bitpruner.prune_bits.config import BitPruneConfig
 LENET = {"_target_": "bitpruner.models.LeNet5", "name": "lenet5", "channels": [6, 16], "hidden": [32, 24]}
 DIGITS = {"in_channels": 1, "image_size": [8, 8], "num_classes": 10}
 CONF = Path(__file__).resolve().parents[2] / "conf"
-FAST = ["data=digits", "calibration.batches=1", "plan.candidates=[1,2,7]"]
+# Re-ranking (a fine-tune per candidate) has its own tests (test_plan_rerank.py); these cover the frontier's choice.
+FAST = ["data=digits", "calibration.batches=1", "plan.candidates=[1,2,7]", "plan.rerank.enabled=false"]
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +116,7 @@ def test_plan_stage_outputs(rooted, compose, tmp_path):
 
 def test_min_drop_objective_and_errors(rooted, compose):
     cfg = compose("plan", ["data=digits", "calibration.batches=1", "logger=none", "plan.candidates=[1,7]",
+                           "plan.rerank.enabled=false",
                            "plan.modes=[per_weight]", "plan.mode=per_weight", "plan.objective=min_drop",
                            "plan.min_speedup=2"])
     metrics = plan_stage.plan(cfg)

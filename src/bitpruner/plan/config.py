@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from bitpruner.config import CheckedNode, plain
+from bitpruner.config import CheckedNode, OptimizerNode, plain
 from bitpruner.errors import ConfigError
 from bitpruner.prune_bits.encodings import ENCODINGS
 from bitpruner.quant.fixed_point import QuantConfig
@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 PLAN_MODES = ("per_weight", "group_columns")
 OBJECTIVES = ("min_cycles", "min_drop")
 DROP_METRICS = ("acc", "loss")
+RERANK_METRICS = ("val_loss", "val_acc")
+RERANK_SCHEDULES = ("step", "oneshot")
 WHERE = "plan"
 
 
@@ -29,6 +31,33 @@ def _as_tuple(key: str, value: Any) -> Any:
     if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
         raise ConfigError(f"{WHERE}.{key}: got {value!r}, expected a list")
     return tuple(value)
+
+
+class RerankConfig(CheckedNode):
+    """Re-ranking of the best frontier plans and the in-budget uniform plans by a short fine-tune each.
+
+    `enabled: false` or `top: 0` keeps the frontier's choice (the no-retraining prediction). The probe trains
+    `epochs` passes over the training data with the projections of prune_bits at the plan's per-layer k:
+    `schedule: step` is prune_bits' step schedule (k from `start_k` down to each target, then the target)
+    compressed into the probe; `oneshot` projects at the target from the first batch. A non-uniform plan is chosen
+    over the best in-budget uniform plan only when its probe is better by more than `margin` (`rerank.choose`).
+    """
+
+    WHERE: ClassVar[str] = f"{WHERE}.rerank"
+
+    enabled: bool = False  # off in code (callers without an optimizer config); conf/plan.yaml turns it on
+    top: int = Field(default=3, ge=0)
+    epochs: int = Field(default=2, ge=1)
+    schedule: Literal[RERANK_SCHEDULES] = "step"  # type: ignore[valid-type]
+    start_k: int = Field(default=4, ge=0)
+    metric: Literal[RERANK_METRICS] = "val_loss"  # type: ignore[valid-type]
+    # How much better (relative val loss, or val accuracy points) a non-uniform plan's probe must be than the best
+    # in-budget uniform plan's to be chosen over it.
+    margin: float = Field(default=0.0, ge=0)
+
+    @property
+    def active(self) -> bool:
+        return self.enabled and self.top > 0
 
 
 class PlanConfig(CheckedNode):
@@ -49,6 +78,13 @@ class PlanConfig(CheckedNode):
     drop_metric: Literal[DROP_METRICS] = "acc"  # type: ignore[valid-type]
     resolution: float = Field(default=0.01, gt=0)
     encoding: Literal[ENCODINGS] = "binary"  # type: ignore[valid-type]
+    rerank: RerankConfig = Field(default_factory=RerankConfig)
+
+    @field_validator("rerank", mode="before")
+    @classmethod
+    def _rerank(cls, value: Any) -> Any:
+        value = plain(value)
+        return {} if value is None else value
 
     @field_validator("candidates", "modes", mode="before")
     @classmethod
@@ -74,6 +110,10 @@ class PlanConfig(CheckedNode):
         elif (self.min_speedup is None) == (self.max_cycles is None):
             raise ConfigError(f"{WHERE}: objective min_drop needs exactly one of min_speedup and max_cycles "
                               f"(got min_speedup={self.min_speedup!r}, max_cycles={self.max_cycles!r})")
+        if self.rerank.active and self.objective != "min_drop":
+            # Under min_cycles the probe would only ever prefer the costliest plan within max_drop.
+            raise ConfigError(f"{WHERE}.rerank.enabled=true: re-ranking needs objective min_drop (a cycle budget), "
+                              f"got objective {self.objective}; set plan.rerank.enabled=false")
         return self
 
     @classmethod
@@ -106,6 +146,7 @@ class PlanStageConfig(CheckedNode):
     samples: int = Field(ge=1)
     bits: PlanBits
     calibration: CalibrationNode
+    optimizer: OptimizerNode | None = None  # the rerank probe's (conf/plan.yaml: the optimizer group)
 
     @field_validator("plan", mode="before")
     @classmethod
@@ -129,6 +170,9 @@ class PlanStageConfig(CheckedNode):
     def _nodes_agree(self) -> PlanStageConfig:
         self.plan.check_bits(self.quant.bits)
         check_pe_width({"bits.activations": self.bits.activations, "quant.bits": self.quant.bits}, [self.accelerator])
+        if self.plan.rerank.active and self.optimizer is None:
+            raise ConfigError("optimizer: missing; plan.rerank fine-tunes each candidate plan and needs an optimizer "
+                              "node (e.g. the `optimizer: adam` group), or set plan.rerank.enabled=false")
         return self
 
 

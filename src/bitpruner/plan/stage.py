@@ -4,7 +4,9 @@ Input: a trained (usually weight-pruned) checkpoint. Outputs in `outputs/plan/`:
 - `plan.yaml`: `layers: {name: k}` (what `prune_bits.plan_file` reads) plus the mode, objective, predicted
   drop and cycles, and the uniform-k plans for comparison;
 - `sensitivity.csv` (layer x mode x k: val acc/loss, drop, cycles), `frontier.csv` (every non-dominated
-  plan of every mode), `frontier.png`, `metrics.json`, `config.yaml`.
+  plan of every mode), `frontier.png`, `metrics.json`, `config.yaml`;
+- `rerank.csv` (with `plan.rerank` on): the candidates a short fine-tune each re-ranked (`plan/rerank.py`),
+  their probe val loss / accuracy and which was chosen; empty but for its header when re-ranking is off.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from bitpruner.sim.accelerators import Accelerator
 from bitpruner.utils.atomic import atomic_path, write_csv
 
 STAGE = "plan"
-ARTIFACTS = ("plan.yaml", "sensitivity.csv", "frontier.csv", "frontier.png")
+ARTIFACTS = ("plan.yaml", "sensitivity.csv", "frontier.csv", "frontier.png", "rerank.csv")
 HEADLINE = ("predicted_drop", "predicted_cycles", "predicted_speedup", "unpruned_cycles", "same_budget_uniform_k",
             "same_budget_uniform_cycles", "samples")
 DROP_COLUMN = {"acc": "drop", "loss": "loss_increase"}
@@ -67,11 +69,16 @@ def uniform_plans(options: dict[str, list[Option]], candidates, resolution: floa
     return {int(k): plan_of(options, [i] * len(options), resolution) for i, k in enumerate(candidates)}
 
 
+def cycle_budget(plan_cfg: PlanConfig, unpruned_cycles: int) -> float:
+    """The min_drop objective's cycle bound: max_cycles, or the unpruned cycles / min_speedup."""
+    return plan_cfg.max_cycles if plan_cfg.max_cycles is not None else unpruned_cycles / plan_cfg.min_speedup
+
+
 def choose(frontier: list[Plan], plan_cfg: PlanConfig, unpruned_cycles: int) -> tuple[Plan, str]:
     """The plan the objective picks, and the constraint in words."""
     if plan_cfg.objective == "min_cycles":
         return min_cycles_plan(frontier, plan_cfg.max_drop), f"predicted drop <= {plan_cfg.max_drop}"
-    budget = plan_cfg.max_cycles if plan_cfg.max_cycles is not None else unpruned_cycles / plan_cfg.min_speedup
+    budget = cycle_budget(plan_cfg, unpruned_cycles)
     return min_drop_plan(frontier, budget), f"cycles <= {budget:.0f}"
 
 
@@ -125,8 +132,21 @@ def plot_frontier(path: Path, frontiers: dict[str, list[Plan]], uniform: dict[st
     return Path(path)
 
 
+def rerank_section(plan_cfg: PlanConfig, predicted: Plan, table: pd.DataFrame | None) -> dict:
+    """plan.yaml's `rerank`: off, or the probe settings, the frontier's own choice and the chosen probe figures."""
+    rr = plan_cfg.rerank
+    if table is None:
+        return {"enabled": False}
+    row = table[table["chosen"]].iloc[0]
+    return {"enabled": True, "metric": rr.metric, "schedule": rr.schedule, "epochs": rr.epochs, "top": rr.top,
+            "candidates": len(table), "chosen_source": str(row["source"]),
+            "probe_val_loss": round(float(row["probe_val_loss"]), 6),
+            "probe_val_acc": round(float(row["probe_val_acc"]), 4),
+            "frontier_choice": {n: int(k) for n, k in predicted.ks.items()}}
+
+
 def plan_document(chosen: Plan, plan_cfg: PlanConfig, constraint: str, unpruned: int, accel: Accelerator,
-                  uniform: dict[int, Plan], budget_k: int, reference: dict) -> dict:
+                  uniform: dict[int, Plan], budget_k: int, reference: dict, rerank: dict | None = None) -> dict:
     """Everything plan.yaml holds beside `layers` (plain types, for yaml.safe_dump)."""
     def figures(p: Plan) -> dict:
         return {"predicted_drop": round(p.drop, 6), "predicted_cycles": int(p.cycles),
@@ -136,11 +156,12 @@ def plan_document(chosen: Plan, plan_cfg: PlanConfig, constraint: str, unpruned:
             "drop_metric": plan_cfg.drop_metric, "accelerator": accel.name, **figures(chosen),
             "unpruned_cycles": int(unpruned), "reference_val_acc": round(float(reference["val_acc"]), 4),
             "uniform": {int(k): figures(p) for k, p in uniform.items()},
-            "same_budget_uniform_k": int(budget_k)}
+            "same_budget_uniform_k": int(budget_k), "rerank": rerank or {"enabled": False}}
 
 
 def plan(cfg: dict) -> dict:
     """Run the stage on a resolved config; returns the metrics written to `metrics.json`."""
+    from bitpruner.plan.rerank import RERANK_COLUMNS, rerank
     from bitpruner.prune_bits.plan_file import write_plan_file
     from bitpruner.skeleton.inputs import file_digest, load_input_model, model_name
     from bitpruner.skeleton.outputs import headline_of, log_outputs, write_stage_files
@@ -165,9 +186,15 @@ def plan(cfg: dict) -> dict:
                 frontiers[m] = pareto_frontier(options, plan_cfg.resolution)
                 uniform[m] = uniform_plans(options, plan_cfg.candidates, plan_cfg.resolution)
             chosen, constraint = choose(frontiers[plan_cfg.mode], plan_cfg, unpruned)
+            predicted, ranked = chosen, None
+            if plan_cfg.rerank.active:
+                chosen, ranked = rerank(model, datamodule, cfg, plan_cfg, quant, accel.params.lanes,
+                                        frontiers[plan_cfg.mode], uniform[plan_cfg.mode],
+                                        cycle_budget(plan_cfg, unpruned), unpruned, datamodule.num_classes)
             budget_k, budget_plan = same_budget_uniform(uniform[plan_cfg.mode], chosen)
+            section = rerank_section(plan_cfg, predicted, ranked)
             doc = plan_document(chosen, plan_cfg, constraint, unpruned, accel, uniform[plan_cfg.mode], budget_k,
-                                table.attrs)
+                                table.attrs, section)
             metrics = {
                 "mode": plan_cfg.mode, "objective": plan_cfg.objective, "constraint": constraint,
                 "accelerator": accel.name, "k": dict(chosen.ks),
@@ -181,12 +208,19 @@ def plan(cfg: dict) -> dict:
                 "uniform_drop": {str(k): p.drop for k, p in uniform[plan_cfg.mode].items()},
                 "uniform_cycles": {str(k): int(p.cycles) for k, p in uniform[plan_cfg.mode].items()},
                 "samples": cfg["samples"],
+                "rerank_candidates": 0 if ranked is None else len(ranked),
             }
+            if ranked is not None:
+                metrics.update(rerank_probe_val_loss=section["probe_val_loss"],
+                               rerank_probe_val_acc=section["probe_val_acc"],
+                               rerank_changed=dict(predicted.ks) != dict(chosen.ks))
             with session.outputs() as out_dir:
                 write_plan_file(out_dir / "plan.yaml", chosen.ks, **doc)
                 write_csv(out_dir / "sensitivity.csv", table)
                 write_csv(out_dir / "frontier.csv", frontier_table(frontiers, chosen, plan_cfg.mode, unpruned,
                                                                    plan_cfg.resolution))
+                write_csv(out_dir / "rerank.csv", ranked if ranked is not None else pd.DataFrame(
+                    columns=list(RERANK_COLUMNS)))
                 drop_label = "accuracy drop (points)" if plan_cfg.drop_metric == "acc" else "val loss increase"
                 plot_frontier(out_dir / "frontier.png", frontiers, uniform, chosen, plan_cfg.mode, drop_label,
                               f"{datamodule.name}, {accel.name}: chosen plan ({constraint}) vs uniform k")

@@ -4,6 +4,10 @@ At each epoch start every layer's projection gets its k and group selection for 
 selections only grow, so re-applying an epoch after a resume changes nothing). Resuming from `last.ckpt`
 works because `setup` registers the parametrizations before Lightning restores the module state (which
 holds the latent weights, masks, k and selections); the callback's own state holds ADMM's Z, U and rho.
+
+Mode `published` (LLSQ's bit pruning, published.py): at fit start every layer fixes its radix and target bit
+sparsity (first and last layers with `edge_factor`), unless a restored checkpoint already holds them; after every
+training batch (that is, after its optimizer step, before the next forward) the revert rule runs if `progressive`.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from torch import nn
 
 from bitpruner.models.layers import prunable_layers
 from bitpruner.prune_bits.admm import AdmmState
-from bitpruner.prune_bits.config import BitPruneConfig
+from bitpruner.prune_bits.config import PUBLISHED, BitPruneConfig
 from bitpruner.prune_bits.projected_weight import BitProjectedWeight, attach_projections, latent_weight
 from bitpruner.prune_bits.schedule import layer_state
 from bitpruner.quant.fixed_point import QuantConfig
@@ -45,7 +49,19 @@ class BitPruningCallback(pl.Callback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         # Runs before Lightning restores a checkpoint: the parametrized layout must exist by then.
         self.projections = attach_projections(self._network(pl_module), self.quant, self.cfg.mode,
-                                              self.cfg.lanes, self.cfg.encoding)
+                                              self.cfg.lanes, self.cfg.encoding, self.cfg.published)
+
+    @property
+    def published(self) -> bool:
+        return self.cfg.mode == PUBLISHED
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # After Lightning's restore: a resumed fit finds its layers ready and keeps their state.
+        if not self.published:
+            return
+        layers = self._layers(pl_module)
+        for index, (proj, w) in enumerate(layers.values()):
+            proj.init_published(w, self.cfg.published.layer_factor(index, len(layers)))
 
     @torch.no_grad()
     def apply_epoch(self, pl_module: pl.LightningModule, epoch: int) -> None:
@@ -81,12 +97,22 @@ class BitPruningCallback(pl.Callback):
             self.admm.add_penalty_grad(self._layers(pl_module))
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.published:
+            if self.cfg.published.progressive:
+                self.revert_step(pl_module)
+            return
         if not self.admm_active(trainer.current_epoch):
             return
         layers = self._layers(pl_module)
         if self.admm.step(layers):
             pl_module.log("prune_bits/admm_penalty", self.admm.penalty(layers), on_step=True, on_epoch=False)
             pl_module.log("prune_bits/admm_rho", self.admm.rho, on_step=True, on_epoch=False)
+
+    def revert_step(self, pl_module: pl.LightningModule) -> None:
+        """LLSQ's revert rule on every layer (after the optimizer step); logs the fraction of weights reverted."""
+        reverted = sum(proj.published_step(w) for proj, w in self._layers(pl_module).values())
+        n = sum(p.mask.numel() for p in self.projections.values())
+        pl_module.log("prune_bits/published_reverted", reverted / max(n, 1), on_step=False, on_epoch=True)
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"last_applied_epoch": self.last_applied_epoch}

@@ -9,6 +9,10 @@ The bit-level modes (`bitflip`, `bbs_average`, `bbs_zero_point`: the published B
 (BitWave's `w_prec` = k + 1), in groups of `lanes` consecutive channels; they need 8-bit weights.
 `BitLevelSpec` is the node that names one such projection outside the stage (`bitpruner project`, the
 `simulate` stage's `project:` variants).
+
+`published` (BitPruner as published: LLSQ's code book + revert rule, `published.py`) reads its own node
+`prune_bits.published`, not k: every layer's recorded k is the code book's cap (`published.max_bits`, or bits - 1
+without the code book). It takes no per-layer budgets, no agp schedule or ADMM, and one scale per layer.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ from bitpruner.prune_bits.plan_file import read_plan_file
 from bitpruner.quant.fixed_point import QuantConfig
 from bitpruner.schema import parse_node
 
-MODES = ("per_weight", "group_columns", "group_budget", *BITLEVEL_METHODS)
+PUBLISHED = "published"  # BitPruner as published (LLSQ): published.py
+MODES = ("per_weight", "group_columns", "group_budget", *BITLEVEL_METHODS, PUBLISHED)
 SCHEDULES = ("step", "agp")
 WHERE = "prune_bits"
 
@@ -51,6 +56,34 @@ class AdmmConfig(CheckedNode):
     rho_growth: float = Field(default=1.1, ge=1)
     update_every: int = Field(default=50, ge=1)
     epochs: int = Field(default=6, ge=1)
+
+
+class PublishedConfig(CheckedNode):
+    """Options of mode `published` (LLSQ models/modules/bit_pruning.py; see published.py).
+
+    Target bit sparsity of a layer: s0 + (1 - s0) * f with f = increase_factor, times edge_factor for the first
+    and last layers; s0 = its bit sparsity when the fit starts.
+    """
+
+    WHERE: ClassVar[str] = f"{WHERE}.published"
+
+    increase_factor: float = Field(default=1 / 3, ge=0, lt=1,
+                                   json_schema_extra={"expected": "a number in [0, 1) (LLSQ's increase_factor)"})
+    edge_factor: float = Field(default=0.5, ge=0, le=1,
+                               json_schema_extra={"expected": "a number in [0, 1] (first/last layer factor)"})
+    codebook: bool = True     # forward pass and export through the code book (<= max_bits set bits per weight)
+    max_bits: int = Field(default=2, ge=1, le=WBITS - 1,
+                          json_schema_extra={"expected": f"an integer in [1, {WBITS - 1}] (LLSQ: 2 = bit_code2)"})
+    progressive: bool = True  # the revert rule after every optimizer step
+
+    def layer_factor(self, index: int, n_layers: int) -> float:
+        """f of the layer at position `index` (0-based) of `n_layers` prunable layers."""
+        edge = index == 0 or index == n_layers - 1
+        return self.increase_factor * (self.edge_factor if edge else 1.0)
+
+    def bit_cap(self, bits: int) -> int:
+        """Set magnitude bits a weight may keep: max_bits with the code book, bits - 1 without."""
+        return self.max_bits if self.codebook else bits - 1
 
 
 class BitPruneConfig(CheckedNode):
@@ -82,6 +115,7 @@ class BitPruneConfig(CheckedNode):
     end_epoch: int = Field(default=6, ge=0)
     frequency: int = Field(default=1, ge=1)
     admm: AdmmConfig = Field(default_factory=AdmmConfig)
+    published: PublishedConfig = Field(default_factory=PublishedConfig)
 
     @field_validator("layers", mode="before")
     @classmethod
@@ -93,11 +127,26 @@ class BitPruneConfig(CheckedNode):
             raise ConfigError(f"got {value!r}, expected a mapping of layer name or glob -> k")
         return {str(k): v for k, v in value.items()}
 
-    @field_validator("admm", mode="before")
+    @field_validator("admm", "published", mode="before")
     @classmethod
     def _admm(cls, value: Any) -> Any:
         value = plain(value)
         return {} if value is None else value
+
+    @model_validator(mode="after")
+    def _published_takes_no_budgets(self) -> BitPruneConfig:
+        if self.mode != PUBLISHED:
+            return self
+        # These would be ignored silently: the published method treats every layer alike (its code book).
+        for key, unset in (("first_layer_k", None), ("last_layer_k", None), ("layers", {}), ("plan_file", None)):
+            if getattr(self, key) not in (unset, ""):
+                raise ConfigError(f"{WHERE}.{key}={getattr(self, key)!r}: mode={PUBLISHED} takes no per-layer k "
+                                  f"(expected null; use prune_bits={PUBLISHED})")
+        if self.schedule != "step" or self.admm.enabled:
+            what = "admm.enabled=true" if self.admm.enabled else f"schedule={self.schedule}"
+            raise ConfigError(f"{WHERE}.{what}: mode={PUBLISHED} has its own progressive rule "
+                              f"(expected schedule=step, admm.enabled=false)")
+        return self
 
     @model_validator(mode="after")
     def _schedule_is_consistent(self) -> BitPruneConfig:
@@ -121,14 +170,23 @@ class BitPruneConfig(CheckedNode):
 
     def check_width(self, bits: int) -> None:
         """The bit-level modes (BitWave / BBS) are defined for 8-bit weights only."""
-        if self.mode in BITLEVEL_METHODS and bits != WBITS:
+        if (self.mode in BITLEVEL_METHODS or self.mode == PUBLISHED) and bits != WBITS:
             raise ConfigError(f"quant.bits={bits}: {WHERE}.mode={self.mode} is defined for {WBITS}-bit weights only")
+
+    def check_quant(self, quant: QuantConfig) -> None:
+        """The published mode has one power-of-two scale per layer (LLSQ's layer_wise mode) whatever quant says."""
+        self.check_width(quant.bits)
+        if self.mode == PUBLISHED and quant.per_channel:
+            raise ConfigError(f"quant.scale=channel: {WHERE}.mode={PUBLISHED} has one power-of-two scale per layer "
+                              f"(expected quant.scale=layer)")
 
     def layer_k(self, names: list[str], bits: int) -> dict[str, int]:
         """Target k of every layer (see the module docstring); bad values or unknown names fail here."""
         if not names:
             raise ConfigError(f"{WHERE}: the model has no Conv2d/Linear layer to bit-prune")
         self.check_width(bits)
+        if self.mode == PUBLISHED:  # k is unused: record the code book's cap
+            return {n: self.published.bit_cap(bits) for n in names}
         out = {n: check_k(f"{WHERE}.k", self.k, bits) for n in names}
         if self.first_layer_k is not None:
             out[names[0]] = check_k(f"{WHERE}.first_layer_k", self.first_layer_k, bits)
@@ -190,7 +248,7 @@ class PruneBitsStage(CheckedNode):
     @model_validator(mode="after")
     def _budgets_fit_the_weights(self) -> PruneBitsStage:
         self.prune_bits.check_bits(self.quant.bits)
-        self.prune_bits.check_width(self.quant.bits)
+        self.prune_bits.check_quant(self.quant)
         return self
 
 

@@ -6,6 +6,11 @@ lane groups; plain rounding elsewhere) of round(w * mask / scale); the backward 
 to the latent float weight unchanged where the mask is 1 and not at all where it is 0. The mask holds the
 input model's zero weights, so weight-pruning zeros stay zero whatever momentum or weight decay do to the
 latent values. `k`, the group selection and the mask are buffers: they travel in Lightning's `last.ckpt`.
+
+Mode `published` (BitPruner as published, LLSQ; published.py) ignores k and the groups: the forward pass sees
+2^-radix * code book(round(w * mask * 2^radix)), radix fixed per layer when the fit starts (`init_published`);
+`published_step` applies LLSQ's revert rule after an optimizer step. Its state (radix, stored integers, previous
+floats, s0, target) is held in buffers, so a resume from `last.ckpt` continues exactly.
 """
 
 from __future__ import annotations
@@ -17,8 +22,17 @@ from torch.nn.utils import parametrize
 
 from bitpruner.models.layers import prunable_layers
 from bitpruner.prune_bits.bitlevel import BITLEVEL, project_bitlevel
+from bitpruner.prune_bits.config import PUBLISHED, PublishedConfig
 from bitpruner.prune_bits.lanes import weight_group_ids
 from bitpruner.prune_bits.projections import group_budget, group_columns, group_error, per_weight
+from bitpruner.prune_bits.published import (
+    layer_bit_sparsity,
+    pow2_scale,
+    published_int,
+    radix_position,
+    revert_update,
+    target_bit_sparsity,
+)
 from bitpruner.quant.fixed_point import QuantConfig, broadcast_scale, qmax, weight_scale
 
 
@@ -42,12 +56,13 @@ class BitProjectedWeight(nn.Module):
     """Parametrization of one layer's weight; see the module docstring."""
 
     def __init__(self, weight: torch.Tensor, quant: QuantConfig, mode: str, lanes: int,
-                 encoding: str = "binary") -> None:
+                 encoding: str = "binary", published: PublishedConfig | None = None) -> None:
         super().__init__()
         self.quant = quant
         self.mode = mode
         self.lanes = lanes
         self.encoding = encoding
+        self.published = (published or PublishedConfig()) if mode == PUBLISHED else None
         ids = torch.from_numpy(weight_group_ids(tuple(weight.shape), lanes))
         n_groups = int(ids.max()) + 1 if ids.numel() else 0
         self.register_buffer("mask", (weight.detach() != 0).to(weight.dtype))
@@ -55,6 +70,14 @@ class BitProjectedWeight(nn.Module):
         self.register_buffer("k", torch.tensor(quant.bits - 1, dtype=torch.long))
         self.register_buffer("group_selected", torch.zeros(n_groups, dtype=torch.bool))
         self.register_buffer("group_ids", ids.to(weight.device), persistent=False)
+        if self.published is not None:
+            # LLSQ's per-layer state (radix_position, weight_int, weight_old, expected_bit_sparsity), as buffers.
+            self.register_buffer("published_ready", torch.tensor(False))
+            self.register_buffer("radix", torch.tensor(0, dtype=torch.long))
+            self.register_buffer("stored_int", torch.zeros(weight.shape, dtype=torch.int8, device=weight.device))
+            self.register_buffer("previous_weight", torch.zeros_like(weight.detach()))
+            self.register_buffer("initial_sparsity", torch.tensor(0.0, dtype=torch.float64))
+            self.register_buffer("target_sparsity", torch.tensor(0.0, dtype=torch.float64))
 
     @property
     def unconstrained(self) -> bool:
@@ -63,9 +86,21 @@ class BitProjectedWeight(nn.Module):
     def scale(self, w: torch.Tensor) -> torch.Tensor:
         return weight_scale(w * self.mask, self.quant.bits, self.quant.per_channel, self.quant.power_of_two)
 
+    def _published_radix(self, wm: torch.Tensor) -> int:
+        return int(self.radix) if bool(self.published_ready) else radix_position(wm, self.quant.bits)
+
+    def _published_int(self, wm: torch.Tensor, radix: int) -> torch.Tensor:
+        cap = self.published.max_bits if self.published.codebook else None
+        return published_int(wm, radix, self.quant.bits, cap)
+
     def project(self, w: torch.Tensor, k: int | None = None, all_groups: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """(integer weights as float, scale) of the latent `w` at `k` (default: the current one)."""
+        """(integer weights as float, scale) of the latent `w` at `k` (default: the current one).
+
+        Mode published: k and the groups are ignored; the scale is the layer's 0-d power of two."""
         wm = (w * self.mask).detach()
+        if self.published is not None:
+            radix = self._published_radix(wm)
+            return self._published_int(wm, radix).to(wm.dtype), pow2_scale(radix).to(wm.device)
         scale = self.scale(wm)
         top = qmax(self.quant.bits)
         q = torch.clamp(torch.round(wm / broadcast_scale(scale, wm)), -top, top)
@@ -83,6 +118,38 @@ class BitProjectedWeight(nn.Module):
         q, scale = self.project(w)
         # Straight-through: the value of scale * q, the gradient of wm.
         return wm + (q * broadcast_scale(scale, wm) - wm).detach()
+
+    @torch.no_grad()
+    def init_published(self, w: torch.Tensor, factor: float) -> None:
+        """Fix the layer's radix from the latent `w`, store its integers and floats, s0 and the target
+        s0 + (1 - s0) * factor; once only (a resumed fit keeps the restored state). LLSQ: Conv2dBP init_state."""
+        if bool(self.published_ready):
+            return
+        wm = (w * self.mask).detach()
+        radix = radix_position(wm, self.quant.bits)
+        q = self._published_int(wm, radix)
+        s0 = layer_bit_sparsity(q, self.quant.bits)
+        self.radix.fill_(radix)
+        self.stored_int.copy_(q.to(self.stored_int.dtype))
+        self.previous_weight.copy_(w.detach())
+        self.initial_sparsity.fill_(s0)
+        self.target_sparsity.fill_(target_bit_sparsity(s0, factor))
+        self.published_ready.fill_(True)
+
+    @torch.no_grad()
+    def published_step(self, w: torch.Tensor) -> int:
+        """LLSQ's revert rule on the latent `w` (in place) after an optimizer step; returns how many weights
+        were reverted. The stored integers and floats become the accepted ones (published.revert_update)."""
+        wm = (w * self.mask).detach()
+        new_int = self._published_int(wm, int(self.radix))
+        sparsity = layer_bit_sparsity(self.stored_int, self.quant.bits)
+        accepted_w, accepted_int = revert_update(self.stored_int, new_int, self.previous_weight, w.detach(),
+                                                 sparsity, float(self.target_sparsity), self.quant.bits)
+        reverted = int((accepted_int != new_int).sum())
+        w.copy_(accepted_w)
+        self.stored_int.copy_(accepted_int.to(self.stored_int.dtype))
+        self.previous_weight.copy_(accepted_w)
+        return reverted
 
     @torch.no_grad()
     def select_groups(self, w: torch.Tensor, target: int, fraction: float) -> int:
@@ -103,6 +170,8 @@ class BitProjectedWeight(nn.Module):
         return want
 
     def extra_repr(self) -> str:
+        if self.published is not None:
+            return f"mode={self.mode}, radix={int(self.radix)}, bits={self.quant.bits}"
         return f"mode={self.mode}, k={int(self.k)}, lanes={self.lanes}, bits={self.quant.bits}"
 
 
@@ -118,13 +187,14 @@ def latent_weight(layer: nn.Module) -> torch.Tensor:
 
 
 def attach_projections(model: nn.Module, quant: QuantConfig, mode: str, lanes: int,
-                       encoding: str = "binary") -> dict[str, BitProjectedWeight]:
-    """Register the parametrization on every prunable layer (idempotent); returns it by layer name."""
+                       encoding: str = "binary", published: PublishedConfig | None = None) -> dict[str, BitProjectedWeight]:
+    """Register the parametrization on every prunable layer (idempotent); returns it by layer name.
+    `published`: the options of mode published (ignored by the other modes)."""
     out = {}
     for name, layer in prunable_layers(model).items():
         existing = projection_of(layer)
         if existing is None:
-            existing = BitProjectedWeight(layer.weight, quant, mode, lanes, encoding)
+            existing = BitProjectedWeight(layer.weight, quant, mode, lanes, encoding, published)
             parametrize.register_parametrization(layer, "weight", existing)
         out[name] = existing
     return out

@@ -24,7 +24,7 @@ from torch import nn
 from bitpruner.models.layers import prunable_layers
 from bitpruner.prune_bits.bits import write_layer_bits_csv
 from bitpruner.prune_bits.callback import BitPruningCallback
-from bitpruner.prune_bits.config import BitPruneConfig
+from bitpruner.prune_bits.config import PUBLISHED, BitPruneConfig
 from bitpruner.prune_bits.projected_weight import int_weights_numpy, squash_projections
 from bitpruner.prune_bits.report import bit_metrics, plot_bit_histogram, plot_layer_bit_sparsity
 from bitpruner.quant.evaluate import quantized_accuracy
@@ -64,12 +64,15 @@ class PruneBitsStage(FitStage):
         cfg = ctx.cfg
         bp = BitPruneConfig.from_mapping(cfg["prune_bits"])
         quant = QuantConfig.from_any(cfg.get("quant"))
+        bp.check_quant(quant)  # the published mode: 8-bit, one scale per layer
         targets = bp.layer_k(list(prunable_layers(ctx.model)), quant.bits)  # bad k, plan files, patterns fail here
         bp.check_fits(cfg["trainer"]["max_epochs"], targets)
         if bp.plan_file:
             ctx.inputs["plan_sha"] = file_digest(bp.plan_file)
         ctx.state.update(bp=bp, quant=quant, targets=targets)
-        ctx.meta["quant"] = {"bits": quant.bits, "scale": quant.scale, "power_of_two": quant.power_of_two}
+        # The published mode's exported scales are powers of two whatever quant.power_of_two says.
+        ctx.meta["quant"] = {"bits": quant.bits, "scale": quant.scale,
+                             "power_of_two": quant.power_of_two or bp.mode == PUBLISHED}
         # The input model at b bits: the reference for accuracy and every bit figure.
         ctx.reference.update(reference_figures(ctx.model, quant, ctx.datamodule, "input_"))
         input_bits, input_rows, input_totals = bit_reference(ctx.model, quant, bp, "input_", encoding=bp.encoding)

@@ -73,6 +73,15 @@ def dvc_ancestor() -> tuple[int, str] | tuple[None, None]:
     return None, None
 
 
+def run_label(run_dir: str | Path, root: str | Path) -> str:
+    """A pipeline run's folder relative to `<root>/outputs` (`seeds/42` for dvc.yaml's seed fan-out), "" for
+    outputs/ itself or a folder elsewhere (a sweep job's)."""
+    run, outputs = Path(root, run_dir).resolve(), Path(root, "outputs").resolve()
+    if run == outputs or outputs not in run.parents:
+        return ""
+    return run.relative_to(outputs).as_posix()
+
+
 def pipeline_id() -> str | None:
     """The pipeline execution this process belongs to.
 

@@ -38,6 +38,9 @@ class StageRun:
     logger: Any = None
     client: Any = None
     metrics: dict[str, float] = field(default_factory=dict)
+    # The pipeline run's folder under outputs/ (`seeds/42` in dvc.yaml's seed fan-out, "" for outputs/ itself):
+    # the prefix of this stage's headline on the shared parent, so that the seeds do not overwrite each other.
+    run_label: str = ""
 
     @property
     def enabled(self) -> bool:
@@ -63,9 +66,13 @@ class StageRun:
         """Put the stage's headline on the pipeline's (or sweep's) parent run, so that the runs table and
         "Compare" show whole pipelines side by side: params as given (a value that changed since an earlier
         stage logged it becomes a tag, since MLflow params are write-once), numeric metrics as
-        `<stage>/<key>`, artifacts under `<stage>/`. No-op without a parent."""
+        `<stage>/<key>`, artifacts under `<stage>/`; each prefixed by `run_label/` when the stage ran in a seed's
+        folder. No-op without a parent."""
         if not self.enabled or not self.parent_run_id:
             return
+        if self.run_label:
+            stage = f"{self.run_label}/{stage}"
+            params = {f"{self.run_label}/{k}": v for k, v in params.items()}
         parent = self.client.get_run(self.parent_run_id)
         for key, value in param_values(params).items():
             if key not in parent.data.params:
@@ -94,7 +101,7 @@ def _experiment_id(client, name: str, artifact_location: str | None) -> str:
 
 
 def _pipeline_parent(client, experiment_id: str, pipeline: str, base_tags: dict[str, str], label: str,
-                     root: str | Path, stage: str) -> str:
+                     root: str | Path, stage: str, run_dir: str | Path | None = None) -> str:
     # The id may be any string ($BITPRUNER_PIPELINE_ID): search by its digest, which a filter can always express.
     found = client.search_runs([experiment_id], filter_string=f"tags.`{PIPELINE_KEY_TAG}` = '{digest(pipeline)}'",
                                max_results=1)
@@ -105,7 +112,7 @@ def _pipeline_parent(client, experiment_id: str, pipeline: str, base_tags: dict[
     # What ran: model and data set, and the DVC experiment's name (or the start time).
     name = f"{label} · {os.environ.get(context.DVC_EXP_ENV) or time.strftime('%Y-%m-%d %H:%M')}"
     tags = {**base_tags, PIPELINE_TAG: pipeline, PIPELINE_KEY_TAG: digest(pipeline), KIND_TAG: "pipeline"}
-    reused = upstream_headlines(root, stage)
+    reused = upstream_headlines(root, stage, run_dir)
     if reused:
         tags[REUSED_TAG] = ",".join(reused)
     run_id = client.create_run(experiment_id, run_name=cut(name, MAX_NAME), tags=tag_values(tags)).info.run_id
@@ -115,9 +122,11 @@ def _pipeline_parent(client, experiment_id: str, pipeline: str, base_tags: dict[
     return run_id
 
 
-def upstream_headlines(root: str | Path, stage: str) -> dict[str, dict[str, float]]:
+def upstream_headlines(root: str | Path, stage: str, run_dir: str | Path | None = None) -> dict[str, dict[str, float]]:
     """The headline metrics of the stages listed before `stage` in the root `dvc.yaml`, read from their DVC
-    metrics files as they are in the workspace: `{stage: {key: value}}` (numbers only).
+    metrics files as they are in the workspace: `{stage: {key: value}}` (numbers only). A stage that runs once
+    per seed (`foreach`) is read from this run's folder: `<run_dir>/<stage>/metrics.json` (relative to `root`), keyed
+    `<run label>/<stage>` (e.g. `seeds/42/train`).
 
     A pipeline's parent run is created by the first stage that runs; when `dvc repro` / `dvc exp run` skipped the
     earlier stages as up to date, their figures would otherwise be missing from the parent, and two pipelines could
@@ -134,17 +143,26 @@ def upstream_headlines(root: str | Path, stage: str) -> dict[str, dict[str, floa
     if not isinstance(stages, dict) or stage not in stages:
         return {}
     found: dict[str, dict[str, float]] = {}
+    label = context.run_label(run_dir, root) if run_dir is not None else ""
     for name in list(stages)[: list(stages).index(stage)]:
-        for entry in (stages[name] or {}).get("metrics") or []:
-            path = next(iter(entry)) if isinstance(entry, dict) else entry
+        definition = stages[name] or {}
+        if "foreach" in definition or "matrix" in definition:
+            if run_dir is None:
+                continue
+            paths, key = [Path(root, run_dir) / name / "metrics.json"], f"{label}/{name}" if label else name
+        else:
+            paths = [Path(root) / str(next(iter(e)) if isinstance(e, dict) else e)
+                     for e in definition.get("metrics") or []]
+            key = name
+        for path in paths:
             try:
-                data = json.loads((Path(root) / str(path)).read_text())
+                data = json.loads(path.read_text())
             except (OSError, ValueError):
                 continue
             numbers = {str(k): float(v) for k, v in data.items() if isinstance(v, (int, float))
                        and not isinstance(v, bool)} if isinstance(data, dict) else {}
             if numbers:
-                found.setdefault(name, {}).update(numbers)
+                found.setdefault(key, {}).update(numbers)
     return found
 
 
@@ -196,9 +214,10 @@ def stage_run(stage: str, config: dict, logger_cfg: dict | None, root: str | Pat
         base_tags["dvc_experiment"] = os.environ[context.DVC_EXP_ENV]
     parent = os.environ.get(context.PARENT_RUN_ENV)
     pipeline = context.pipeline_id()
+    run_dir = (config.get("paths") or {}).get("run_dir")
     if not parent and pipeline:
         label = " on ".join(str((tags or {}).get(k)) for k in ("model", "dataset") if (tags or {}).get(k)) or stage
-        parent = _pipeline_parent(client, experiment_id, pipeline, base_tags, label, root, stage)
+        parent = _pipeline_parent(client, experiment_id, pipeline, base_tags, label, root, stage, run_dir)
     run_tags = {**base_tags, "stage": stage, KIND_TAG: "stage", **{k: str(v) for k, v in (tags or {}).items()}}
     if parent:
         run_tags["mlflow.parentRunId"] = parent
@@ -217,7 +236,8 @@ def stage_run(stage: str, config: dict, logger_cfg: dict | None, root: str | Pat
             write_text(run_record, run_id + "\n")
         logger = MLFlowLogger(experiment_name=experiment, tracking_uri=uri, run_id=run_id, log_model=False)
         logger.log_hyperparams(param_values(flatten(config)))
-        yield StageRun(run_id=run_id, parent_run_id=parent, tracking_uri=uri, logger=logger, client=client)
+        yield StageRun(run_id=run_id, parent_run_id=parent, tracking_uri=uri, logger=logger, client=client,
+                       run_label=context.run_label(run_dir, root) if run_dir else "")
     except BaseException as exc:
         status = "KILLED" if isinstance(exc, StageInterrupted) else "FAILED"
         client.set_terminated(run_id, status=status)

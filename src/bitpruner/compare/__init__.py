@@ -1,0 +1,1 @@
+"""The `compare` stage: the seeds' simulate outputs aggregated into one comparison (mean ± sd over seeds)."""
