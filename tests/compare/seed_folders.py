@@ -61,5 +61,6 @@ def write_seed_folder(folder: Path, seed: int, samples: int = 4, **kwargs) -> Pa
 def write_seeds(root: Path, seeds=(42, 43, 44), template: str = "outputs/seeds/{seed}/simulate", **kwargs):
     """{seed: folder} of synthetic simulate folders under `root`, and `root/params.yaml` listing the seeds (where the
     stage takes them from by default, as under dvc.yaml's fan-out)."""
+    root.mkdir(parents=True, exist_ok=True)
     (root / "params.yaml").write_text("seeds: [" + ", ".join(str(s) for s in seeds) + "]\n")
     return {s: write_seed_folder(root / template.format(seed=s), s, **kwargs) for s in seeds}

@@ -349,3 +349,35 @@ def test_results_stages_depend_on_the_code_they_run():
         assert not missing, f"results/dvc.yaml {name} runs code it does not depend on: {missing}"
         folders = [d for d in deps if d.startswith("src/") and (REPO / d).is_dir()]
         assert not folders, f"results/dvc.yaml {name}: list the files of {folders}"
+
+
+def test_results_commands_compose_for_cifar10(compose):
+    """`resnet20.data: cifar10` with `resnet20.data_args: data.data_dir=...` in results/params.yaml: every ResNet-20
+    stage's command composes into a config that reads CIFAR-10's python batches from that folder."""
+    import shlex
+
+    params = yaml.safe_load((RESULTS / "params.yaml").read_text())
+    stages = yaml.safe_load((RESULTS / "dvc.yaml").read_text())["stages"]
+    net = {**params["resnet20"], "data": "cifar10", "data_args": "data.data_dir=/data/cifar-10-batches-py"}
+    values = {**PARAMS, **params, "resnet20": net, "item": 42, "item.seed": 42, "item.k": 1}
+
+    def lookup(match):
+        node = values
+        if match.group(1) in values:
+            return str(values[match.group(1)])
+        for part in match.group(1).split("."):
+            node = node[part]
+        return str(node)
+
+    checked = 0
+    for name, stage in stages.items():
+        if not name.startswith("resnet20_") or name.endswith("_compare"):
+            continue
+        cmd = re.sub(r"\$\{([\w.]+)\}", lookup, template(stage)["cmd"])
+        args = shlex.split(cmd.split("&&", 1)[1])
+        entry, overrides = Path(args[1]).stem, args[2:]
+        cfg = compose(entry, overrides)
+        assert cfg["data"]["_target_"].endswith("Cifar10DataModule"), name
+        assert cfg["data"]["data_dir"] == "/data/cifar-10-batches-py", name
+        checked += 1
+    assert checked >= 7

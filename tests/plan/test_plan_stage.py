@@ -52,7 +52,8 @@ def rooted(input_ckpt, tmp_path):
 
 
 def test_plan_stage_outputs(rooted, compose, tmp_path):
-    cfg = compose("plan", [*FAST, "plan.objective=min_cycles", "plan.max_drop=1.0", "samples=2"])
+    cfg = compose("plan", [*FAST, "plan.objective=min_cycles", "plan.max_drop=1.0", "samples=2",
+                           "plan.modes=[per_weight,group_columns]"])
     metrics = plan_stage.plan(cfg)
     out = tmp_path / "outputs" / "plan"
     assert json.loads((out / "details.json").read_text()) == metrics

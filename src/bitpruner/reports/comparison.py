@@ -127,6 +127,26 @@ def _fmt(value, kind: str) -> str:
     return str(value)
 
 
+def accelerator_rows(table: pd.DataFrame, names: list[str], baseline: str, weight_pruned: str | None,
+                     cell) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the accelerators x variants table (one row per accelerator of `table`, in its order, the
+    geometric mean in bold): per variant its cycles per image, its speedup vs `baseline` and, when `weight_pruned` is
+    one of `names` (and not the baseline), vs `weight_pruned`. `cell(row, kind)` formats one figure of a variant's
+    row of `table` (kind: `cycles`, `vs_baseline`, `vs_weight_pruned`)."""
+    has_wp = bool(weight_pruned) and weight_pruned in names and weight_pruned != baseline
+    kinds = {v: ["cycles"] + (["vs_baseline"] if v != baseline else [])
+             + (["vs_weight_pruned"] if has_wp and v not in (baseline, weight_pruned) else []) for v in names}
+    title = {"cycles": "{v} cycles / image", "vs_baseline": "{v} vs " + baseline,
+             "vs_weight_pruned": "{v} vs " + str(weight_pruned)}
+    header = ["accelerator"] + [title[k].format(v=v) for v in names for k in kinds[v]]
+    rows = []
+    for accel in ordered_unique(table["accelerator"]):
+        sub = table[table["accelerator"] == accel].set_index("variant")
+        rows.append(["**geometric mean**" if accel == GEOMEAN else accel]
+                    + [cell(sub.loc[v], k) for v in names for k in kinds[v]])
+    return header, rows
+
+
 def _md_table(header: list[str], rows: list[list[str]], align: list[str]) -> str:
     sep = ["---:" if a == "r" else "---" for a in align]
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(sep) + " |"]
@@ -150,28 +170,10 @@ def comparison_markdown(table: pd.DataFrame, variants: pd.DataFrame, baseline: s
     header = ["variant", "test acc (8-bit, %)"] + (["traced model acc (W8A8, %)"] if traced else [])
     header += ["weight sparsity", "bit sparsity", "essential bits / weight", "accuracy from"]
     parts = [f"# {title}", "", _md_table(header, model_rows, ["l"] + ["r"] * (len(header) - 2) + ["l"]), ""]
-    names = list(variants["variant"])
-    has_wp = bool(weight_pruned) and weight_pruned in names
-    header, align = ["accelerator"], ["l"]
-    for v in names:
-        header.append(f"{v} cycles / image")
-        if v != baseline:
-            header.append(f"{v} vs {baseline}")
-        if has_wp and v not in (baseline, weight_pruned):
-            header.append(f"{v} vs {weight_pruned}")
-    align += ["r"] * (len(header) - 1)
-    rows = []
-    for accel in ordered_unique(table["accelerator"]):
-        sub = table[table["accelerator"] == accel].set_index("variant")
-        label = "**geometric mean**" if accel == GEOMEAN else accel
-        row = [label]
-        for v in names:
-            row.append(_fmt(sub.at[v, "cycles"], "cycles"))
-            if v != baseline:
-                row.append(_fmt(sub.at[v, "speedup_vs_nonpruned"], "x"))
-            if has_wp and v not in (baseline, weight_pruned):
-                row.append(_fmt(sub.at[v, "speedup_vs_weightpruned"], "x"))
-        rows.append(row)
+    columns = {"cycles": "cycles", "vs_baseline": "speedup_vs_nonpruned", "vs_weight_pruned": "speedup_vs_weightpruned"}
+    header, rows = accelerator_rows(table, list(variants["variant"]), baseline, weight_pruned,
+                                    lambda r, kind: _fmt(r[columns[kind]], "cycles" if kind == "cycles" else "x"))
+    align = ["l"] + ["r"] * (len(header) - 1)
     images = f"{samples} test image" + ("" if samples == 1 else "s") if samples else "the traced test images"
     parts += [f"Compute cycles per image (mean over {images}, sum over layers) and speedups on the same "
               "accelerator (speedup = cycles of the reference variant / cycles of the variant).", "",

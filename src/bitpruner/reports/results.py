@@ -29,7 +29,7 @@ import pandas as pd
 
 from bitpruner.errors import ConfigError, DataError
 from bitpruner.reports.comparison import _md_table, geomean, ordered_unique
-from bitpruner.reports.seeds import GEOMEAN, seeds_markdown, split_long
+from bitpruner.reports.seeds import GEOMEAN, read_csv_table, seeds_markdown, split_long
 
 RESULTS_COLUMNS = ("network", "variant", "accelerator", "seeds", "images", "test_acc_mean", "test_acc_sd",
                    "bit_sparsity_mean", "cycles_per_image_mean", "speedup_vs_nonpruned_mean",
@@ -96,12 +96,7 @@ def read_compare(name: str, folder: str | Path) -> NetworkResults:
         raise ConfigError(f"--network {name!r}: expected a name of letters, digits and _ . + - (it names files)")
     folder = Path(folder)
     path = folder / "comparison.csv"
-    if not path.is_file():
-        raise DataError(f"network {name}: {path} does not exist (run the compare stage for it)")
-    try:
-        table = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"network {name}: {path} is not a CSV table ({str(exc).splitlines()[0]})") from None
+    table = read_csv_table(path, f"network {name}", "the compare stage for it")
     per_seed, means = split_long(table, str(path))
     return NetworkResults(name=name, folder=folder, per_seed=per_seed, means=means)
 

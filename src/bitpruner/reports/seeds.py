@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from bitpruner.errors import DataError
-from bitpruner.reports.comparison import GEOMEAN, _fmt, _md_table, geomean, ordered_unique
+from bitpruner.reports.comparison import GEOMEAN, _fmt, _md_table, accelerator_rows, geomean, ordered_unique
 
 MEAN = "mean"
 COMPARISON_FILE = "comparison.csv"
@@ -76,14 +76,20 @@ def _read_samples(folder: Path, seed: int) -> int:
     return samples
 
 
+def read_csv_table(path: Path, label: str, producer: str) -> pd.DataFrame:
+    """The CSV table at `path`; DataError `<label>: <path> does not exist (run <producer>)` or `... is not a CSV
+    table (...)` in one line."""
+    if not path.is_file():
+        raise DataError(f"{label}: {path} does not exist (run {producer})")
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"{label}: {path} is not a CSV table ({str(exc).splitlines()[0]})") from None
+
+
 def _read_comparison(folder: Path, seed: int) -> pd.DataFrame:
     path = folder / COMPARISON_FILE
-    if not path.is_file():
-        raise DataError(f"seed {seed}: {path} does not exist (run the simulate stage of seed {seed})")
-    try:
-        table = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"seed {seed}: {path} is not a CSV table ({str(exc).splitlines()[0]})") from None
+    table = read_csv_table(path, f"seed {seed}", f"the simulate stage of seed {seed}")
     missing = [c for c in INPUT_COLUMNS if c not in table.columns]
     if missing:
         raise DataError(f"seed {seed}: {path} lacks column(s) {', '.join(missing)}")
@@ -267,26 +273,11 @@ def seeds_markdown(means: pd.DataFrame, seeds: list[int], images: int, baseline:
         model_rows.append(row)
     parts = [f"{heading} {title}", "", basis_line(seeds, images), "",
              _md_table(header, model_rows, ["l"] + ["r"] * (len(header) - 1)), ""]
-    has_wp = bool(weight_pruned) and weight_pruned in variants and weight_pruned != baseline
-    header = ["accelerator"]
-    for v in variants:
-        header.append(f"{v} cycles / image")
-        if v != baseline:
-            header.append(f"{v} vs {baseline}")
-        if has_wp and v not in (baseline, weight_pruned):
-            header.append(f"{v} vs {weight_pruned}")
-    rows = []
-    for accel in ordered_unique(means["accelerator"]):
-        sub = means[means["accelerator"] == accel].set_index("variant")
-        row = ["**geometric mean**" if accel == GEOMEAN else accel]
-        for v in variants:
-            r = sub.loc[v]
-            row.append(_pm(r["cycles_per_image"], r["cycles_per_image_sd"], "cycles"))
-            if v != baseline:
-                row.append(_pm(r["speedup_vs_nonpruned"], r["speedup_vs_nonpruned_sd"], "x"))
-            if has_wp and v not in (baseline, weight_pruned):
-                row.append(_pm(r["speedup_vs_weightpruned"], r["speedup_vs_weightpruned_sd"], "x"))
-        rows.append(row)
+    columns = {"cycles": "cycles_per_image", "vs_baseline": "speedup_vs_nonpruned",
+               "vs_weight_pruned": "speedup_vs_weightpruned"}
+    header, rows = accelerator_rows(means, list(variants), baseline, weight_pruned,
+                                    lambda r, kind: _pm(r[columns[kind]], r[columns[kind] + "_sd"],
+                                                        "cycles" if kind == "cycles" else "x"))
     parts += [f"Compute cycles per image (mean over {images} test image{'s' if images != 1 else ''}, sum over "
               "layers) and speedups on the same accelerator (speedup = cycles of the reference variant / cycles "
               "of the variant), mean ± sd over seeds.", "",
