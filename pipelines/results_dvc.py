@@ -118,7 +118,7 @@ def prune_bits_variant(stages: dict, net: str, chain: str, kind: str, params: di
     inputs = [f"{local_chain}/prune_weights/model.ckpt", f"{local_chain}/train/model.ckpt"]
     outs = [p.replace("outputs/seeds/${item}/prune_bits/", f"runs/{net}/seeds/{item}/{folder}/") for p in declared(t)]
     code = [d for d in code_deps(t) if d != "../pipelines/prune_bits.py"]
-    param_deps = [] if kind == "published" else ["uniform_k"]
+    param_deps = [] if kind == "published" else [uniform_key(params, net)]
     param_deps += [f"{net}.prune_bits", f"{net}.data", f"{net}.data_args"] if net in params else \
         [{"../params.yaml": ["data", "prune_bits"]}]
     definition = {"cmd": f"cd .. && python pipelines/prune_bits.py {common} {extra}",
@@ -126,7 +126,18 @@ def prune_bits_variant(stages: dict, net: str, chain: str, kind: str, params: di
                   **split_metrics(outs)}
     if kind == "published":
         return {"foreach": "${seeds}", "do": definition}
-    return {"matrix": {"seed": "${seeds}", "k": "${uniform_k}"}, **definition}
+    ks = f"${{{uniform_key(params, net)}}}"
+    return {"matrix": {"seed": "${seeds}", "k": ks}, **definition}
+
+
+def uniform_key(params: dict, net: str) -> str:
+    """The params key of `net`'s uniform budgets: `<net>.uniform_k` when the network has its own, else `uniform_k`."""
+    return f"{net}.uniform_k" if "uniform_k" in (params.get(net) or {}) else "uniform_k"
+
+
+def uniform_ks(params: dict, net: str) -> list[int]:
+    """The uniform budgets of `net`: its own `uniform_k`, else the global one."""
+    return list((params.get(net) or {}).get("uniform_k", params["uniform_k"]))
 
 
 def simulate_stage(stages: dict, net: str, chain: str, params: dict) -> dict:
@@ -139,7 +150,7 @@ def simulate_stage(stages: dict, net: str, chain: str, params: dict) -> dict:
     inputs = [f"{local_chain}/{s}/{f}" for s in ("train", "prune_weights", "prune_bits")
               for f in ("model.ckpt", "metrics.json")]
     inputs += [f"{local_run}/published/{f}" for f in ("model.ckpt", "metrics.json")]
-    inputs += [f"{local_run}/uniform-k{k}/{f}" for k in params["uniform_k"] for f in ("model.ckpt", "metrics.json")]
+    inputs += [f"{local_run}/uniform-k{k}/{f}" for k in uniform_ks(params, net) for f in ("model.ckpt", "metrics.json")]
     outs = [p.replace("outputs/seeds/${item}/", f"{local_run}/") for p in declared(t)]
     code = [d for d in code_deps(t) if d != "../pipelines/simulate.py"] + ["../conf/experiment/results.yaml"]
     param_deps = [f"{net}.data", f"{net}.data_args", f"{net}.simulate"] if net in params else \
@@ -148,7 +159,7 @@ def simulate_stage(stages: dict, net: str, chain: str, params: dict) -> dict:
         "cmd": (f"cd .. && python pipelines/simulate.py seed=${{item}} paths.run_dir={run} "
                 f"paths.ckpt_dir=checkpoints/results/{net}/${{item}}/simulate experiment=results "
                 f"chain_dir={chain} data={data} samples={samples}"),
-        "deps": ["../pipelines/simulate.py", *inputs, *code], "params": [*param_deps, "uniform_k"],
+        "deps": ["../pipelines/simulate.py", *inputs, *code], "params": [*param_deps, uniform_key(params, net)],
         **split_metrics(outs)}}
 
 
@@ -156,9 +167,8 @@ def compare_stage(stages: dict, net: str) -> dict:
     t = root_template(stages, "compare")
     outs = [p.replace("outputs/compare/", f"runs/{net}/compare/") for p in declared(t)]
     code = [d for d in code_deps(t) if d != "../pipelines/compare.py"]
-    return {"cmd": (f"cd .. && python pipelines/compare.py network={net} "
-                    f"paths.output_dir=results/runs/{net}/compare "
-                    f"simulate_dir=results/runs/{net}/seeds/{{seed}}/simulate"),
+    # paths.run_dir: the seeds' folders are <run_dir>/seeds/<N>, the output <run_dir>/compare (conf/compare.yaml)
+    return {"cmd": f"cd .. && python pipelines/compare.py network={net} paths.run_dir=results/runs/{net}",
             "deps": ["../pipelines/compare.py", f"runs/{net}/seeds", *code],
             "params": [{"../params.yaml": ["seeds"]}], **split_metrics(outs)}
 

@@ -55,6 +55,8 @@ def write_seed_folder(folder: Path, seed: int, samples: int = 4, **kwargs) -> Pa
     (folder / "details.json").write_text(json.dumps({"samples": samples}))
     (folder / "metrics.json").write_text(json.dumps({"samples": samples}))
     (folder / "comparison.md").write_text("# lenet5 on digits: variants x accelerators\n")
+    wp = "weight-pruned" if "weight-pruned" in names else "null"
+    (folder / "config.yaml").write_text(f"stage: simulate\nbaseline: non-pruned\nweight_pruned: {wp}\n")
     return folder
 
 

@@ -26,11 +26,11 @@ def test_compare_stage_outputs(compose, tmp_path):
     runs = read_seed_runs(folders)
     means = aggregate(runs.per_seed, runs.images).set_index(["variant", "accelerator"])
     headline = json.loads((out / "metrics.json").read_text())
-    for a in (*ACCELS, "geomean"):
-        assert headline[f"speedup_vs_nonpruned/{a}"] == pytest.approx(means.at[("bit-pruned", a),
-                                                                                "speedup_vs_nonpruned"])
-        assert headline[f"speedup_vs_weightpruned/{a}"] == pytest.approx(means.at[("bit-pruned", a),
-                                                                                   "speedup_vs_weightpruned"])
+    for a in (*ACCELS, "geomean"):  # every accelerator in details.json, the geometric mean also in metrics.json
+        for key in ("speedup_vs_nonpruned", "speedup_vs_weightpruned"):
+            assert metrics[f"{key}/{a}"] == pytest.approx(means.at[("bit-pruned", a), key])
+            assert (f"{key}/{a}" in headline) == (a == "geomean")
+    assert 5 <= len(headline) <= 10
     assert headline["bit-pruned/test_acc"] == pytest.approx(means.at[("bit-pruned", "Stripes"), "test_acc"])
     assert headline["bit-pruned/test_acc/sd"] == pytest.approx(means.at[("bit-pruned", "Stripes"), "test_acc_sd"])
     assert headline["seeds"] == 3 and headline["images"] == 4 and "bit-pruned/bit_sparsity" in headline
@@ -91,6 +91,22 @@ def test_missing_seed_folder_exits_with_one_line(compose, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and str(tmp_path / "outputs" / "seeds" / "44" / "simulate") in err
     assert not (tmp_path / "outputs" / "compare").exists()  # nothing half-written
+
+
+def test_references_are_the_simulate_stages_and_must_agree(compose, tmp_path):
+    """The speedups are aggregated as each seed's simulate computed them: the labels are its references; seeds that
+    disagree on them are refused in one line naming the file."""
+    from bitpruner.compare.stage import simulate_references
+    from bitpruner.errors import DataError
+
+    folders = write_seeds(tmp_path, (5, 6))
+    assert simulate_references(folders) == ("non-pruned", "weight-pruned")
+    (folders[6] / "config.yaml").write_text("baseline: weight-pruned\nweight_pruned: null\n")
+    with pytest.raises(DataError, match=r"^seed 6: .*config.yaml: simulate references .* differ from"):
+        simulate_references(folders)
+    (folders[6] / "config.yaml").write_text("[unclosed\n")
+    with pytest.raises(DataError, match=r"^seed 6: .*config.yaml: cannot read the simulate stage's config"):
+        simulate_references(folders)
 
 
 def test_unknown_headline_variant_is_one_line(compose, tmp_path):

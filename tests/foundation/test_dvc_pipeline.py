@@ -352,7 +352,7 @@ def test_results_stages_depend_on_the_code_they_run():
 
 
 def test_results_commands_compose_for_cifar10(compose):
-    """`resnet20.data: cifar10` with `resnet20.data_args: data.data_dir=...` in results/params.yaml: every ResNet-20
+    """Every command of results/dvc.yaml composes; with `resnet20.data: cifar10` with `resnet20.data_args: data.data_dir=...` in results/params.yaml: every ResNet-20
     stage's command composes into a config that reads CIFAR-10's python batches from that folder."""
     import shlex
 
@@ -371,13 +371,18 @@ def test_results_commands_compose_for_cifar10(compose):
 
     checked = 0
     for name, stage in stages.items():
-        if not name.startswith("resnet20_") or name.endswith("_compare"):
+        if name == "results":  # an argparse command, not a Hydra stage
             continue
         cmd = re.sub(r"\$\{([\w.]+)\}", lookup, template(stage)["cmd"])
         args = shlex.split(cmd.split("&&", 1)[1])
         entry, overrides = Path(args[1]).stem, args[2:]
-        cfg = compose(entry, overrides)
-        assert cfg["data"]["_target_"].endswith("Cifar10DataModule"), name
-        assert cfg["data"]["data_dir"] == "/data/cifar-10-batches-py", name
-        checked += 1
+        cfg = compose(entry, overrides)  # every generated command parses and composes
+        if name.endswith("_compare"):
+            net = name.removesuffix("_compare")
+            assert cfg["simulate_dir"].endswith(f"results/runs/{net}/seeds/{{seed}}/simulate"), name
+            assert cfg["paths"]["output_dir"].endswith(f"results/runs/{net}/compare"), name
+        elif name.startswith("resnet20_"):
+            assert cfg["data"]["_target_"].endswith("Cifar10DataModule"), name
+            assert cfg["data"]["data_dir"] == "/data/cifar-10-batches-py", name
+            checked += 1
     assert checked >= 7

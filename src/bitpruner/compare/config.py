@@ -26,8 +26,6 @@ class CompareStageConfig(CheckedNode):
     seeds: tuple[int, ...] = Field(min_length=1, json_schema_extra={"expected": "a non-empty list of integers"})
     simulate_dir: str = Field(min_length=1, json_schema_extra={"expected": "a path template holding {seed}"})
     network: str | None = None
-    baseline: str = Field(default="non-pruned", min_length=1)
-    weight_pruned: str | None = "weight-pruned"
     headline: str = Field(default="bit-pruned", min_length=1)
     speedup_axis: Literal[AXIS_SCALES] = "linear"  # type: ignore[valid-type]
 

@@ -24,18 +24,44 @@ ARTIFACTS = ("comparison.md", "comparison.csv", "speedups.png", "accuracy_vs_bit
 SPEEDUPS = ("speedup_vs_nonpruned", "speedup_vs_weightpruned")
 
 
-def compare_metrics(means: pd.DataFrame, typed: CompareStageConfig, seeds: list[int], images: int) -> dict:
+def simulate_references(folders: dict) -> tuple[str, str | None]:
+    """(baseline, weight_pruned): the reference variants the seeds' `simulate` stage computed its speedups against
+    (`baseline`, `weight_pruned` of each seed's config.yaml). The per-seed speedups are aggregated as they are, so the
+    labels must be those; DataError (one line naming the file) when a seed's config is unreadable or they differ."""
+    import yaml
+
+    from bitpruner.errors import DataError
+
+    found = {}
+    for seed, folder in folders.items():
+        path = folder / "config.yaml"
+        try:
+            cfg = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise DataError(f"seed {seed}: {path}: cannot read the simulate stage's config ({type(exc).__name__})") \
+                from None
+        found[seed] = (cfg.get("baseline") or "non-pruned", cfg.get("weight_pruned"))
+    first = next(iter(found.values()))
+    for seed, refs in found.items():
+        if refs != first:
+            raise DataError(f"seed {seed}: {folders[seed] / 'config.yaml'}: simulate references {refs} differ from "
+                            f"{first} of seed {next(iter(found))}: expected the same for every seed")
+    return first
+
+
+def compare_metrics(means: pd.DataFrame, typed: CompareStageConfig, seeds: list[int], images: int,
+                    baseline: str, weight_pruned: str | None) -> dict:
     """details.json: ``<variant>/<value>[/<accelerator>]`` (mean) and ``.../sd`` for every mean row, plus the
     headline: the `headline` variant's ``speedup_vs_*/<accelerator>`` means (geomean included), its test accuracy
     mean and sd and bit sparsity mean, and the number of seeds and of traced images per seed."""
     from bitpruner.reports.seeds import ACC_DIFF, MODEL_VALUES
 
-    itself = {"speedup_vs_nonpruned": typed.baseline, "speedup_vs_weightpruned": typed.weight_pruned}
+    itself = {"speedup_vs_nonpruned": baseline, "speedup_vs_weightpruned": weight_pruned}
     out: dict = {}
     for variant, rows in means.groupby("variant", sort=False):
         first = rows.iloc[0]
         for key in (*MODEL_VALUES, ACC_DIFF):
-            if not pd.isna(first[key]) and not (key == ACC_DIFF and variant == typed.baseline):
+            if not pd.isna(first[key]) and not (key == ACC_DIFF and variant == baseline):
                 out[f"{variant}/{key}"] = float(first[key])
                 out[f"{variant}/{key}/sd"] = float(first[f"{key}_sd"])
         for _, row in rows.iterrows():
@@ -51,20 +77,20 @@ def compare_metrics(means: pd.DataFrame, typed: CompareStageConfig, seeds: list[
 
 
 def headline_keys(metrics: dict, headline: str) -> list[str]:
-    """metrics.json: the headline variant's per-accelerator speedup means vs both references (geomean last),
-    its test accuracy (mean, sd), bit sparsity (mean), the seed count and the traced images per seed."""
-    speedups = [k for k in metrics if k.startswith(tuple(f"{s}/" for s in SPEEDUPS)) and not k.endswith(GEOMEAN)]
-    geomeans = [f"{s}/{GEOMEAN}" for s in SPEEDUPS]
-    return [*speedups, *geomeans, f"{headline}/test_acc", f"{headline}/test_acc/sd", f"{headline}/bit_sparsity",
-            "seeds", "images"]
+    """metrics.json (DVC's metrics: a few figures, as the simulate stage's): the headline variant's geometric-mean
+    speedups vs both references, its test accuracy (mean, sd), its paired accuracy difference vs the baseline, bit
+    sparsity (mean), the seed count and the traced images per seed. Per-accelerator figures are in details.json."""
+    from bitpruner.reports.seeds import ACC_DIFF
+
+    keys = [f"{s}/{GEOMEAN}" for s in SPEEDUPS] + [f"{headline}/test_acc", f"{headline}/test_acc/sd",
+                                                   f"{headline}/{ACC_DIFF}", f"{headline}/bit_sparsity"]
+    return [k for k in keys if k in metrics] + ["seeds", "images"]
 
 
 def _check_variants(means: pd.DataFrame, typed: CompareStageConfig, where: str) -> None:
     names = ordered_unique(means["variant"])
-    for key in ("baseline", "headline"):
-        if getattr(typed, key) not in names:
-            raise ConfigError(f"{key}={getattr(typed, key)!r}: expected one of the variants of {where}: "
-                              f"{', '.join(names)}")
+    if typed.headline not in names:
+        raise ConfigError(f"headline={typed.headline!r}: expected one of the variants of {where}: {', '.join(names)}")
 
 
 def compare(cfg: dict) -> dict:
@@ -85,26 +111,27 @@ def compare(cfg: dict) -> dict:
     typed = validate_compare_stage(cfg)
     folders = typed.folders()
     with stage_session(STAGE, cfg) as session:
-        runs = read_seed_runs(folders, typed.baseline)
+        baseline, weight_pruned = simulate_references(folders)
+        runs = read_seed_runs(folders, baseline)
         means = aggregate(runs.per_seed, runs.images)
         _check_variants(means, typed, str(next(iter(folders.values())) / "comparison.csv"))
         network = typed.network or runs.network or "network"
-        weight_pruned = typed.weight_pruned if typed.weight_pruned in set(means["variant"]) else None
+        weight_pruned = weight_pruned if weight_pruned in set(means["variant"]) else None
         tags = {"model": network, "dataset": runs.dataset or "unknown",
                 "seeds": ",".join(str(s) for s in runs.seeds)}
         logger_cfg = (cfg.get("logger") or {}).get("mlflow")
         with stage_run(STAGE, cfg, logger_cfg, cfg["paths"]["root_dir"], tags=tags,
                        run_record=session.run_record) as run:
-            metrics = compare_metrics(means, typed, runs.seeds, runs.images)
+            metrics = compare_metrics(means, typed, runs.seeds, runs.images, baseline, weight_pruned)
             headline = headline_keys(metrics, typed.headline)
             label = network + (f" on {runs.dataset}" if runs.dataset else "")
             title = f"{label}: variants x accelerators over {len(runs.seeds)} seeds"
             with session.outputs() as out_dir:
                 write_text(out_dir / "comparison.md", seeds_markdown(
-                    means, runs.seeds, runs.images, typed.baseline, weight_pruned, title=title))
+                    means, runs.seeds, runs.images, baseline, weight_pruned, title=title))
                 write_csv(out_dir / "comparison.csv", long_table(runs.per_seed, means))
-                plot_speedups_sd(means, out_dir / "speedups.png", typed.baseline, typed.speedup_axis,
-                                 title=f"{label}: speedup over {typed.baseline} (mean ± sd, {len(runs.seeds)} seeds)")
+                plot_speedups_sd(means, out_dir / "speedups.png", baseline, typed.speedup_axis,
+                                 title=f"{label}: speedup over {baseline} (mean ± sd, {len(runs.seeds)} seeds)")
                 plot_accuracy_vs_bit_sparsity(means, out_dir / "accuracy_vs_bit_sparsity.png",
                                               title=f"{label}: accuracy vs bit sparsity ({len(runs.seeds)} seeds)")
                 timing = {"wall_time_s": session.elapsed()}
@@ -115,7 +142,7 @@ def compare(cfg: dict) -> dict:
                              [session.out_dir / "comparison.md", session.out_dir / "speedups.png"])
         session.run_record.unlink(missing_ok=True)
     print(f"compare: {network}, seeds {', '.join(str(s) for s in runs.seeds)}, {runs.images} images per seed; "
-          f"{typed.headline} geomean speedup vs {typed.baseline} "
+          f"{typed.headline} geomean speedup vs {baseline} "
           f"{_x(metrics.get('speedup_vs_nonpruned/' + GEOMEAN))}, vs {weight_pruned} "
           f"{_x(metrics.get('speedup_vs_weightpruned/' + GEOMEAN))}")
     return metrics
