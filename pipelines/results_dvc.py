@@ -74,7 +74,12 @@ def split_metrics(paths: list[str]) -> dict:
             "metrics": [{m: {"cache": False}} for m in metrics]}
 
 
-def chain_stage(stages: dict, name: str, net: str) -> dict:
+def seeds_ref(params: dict, net: str) -> str:
+    """The seeds `net` runs: its own `<net>.seeds` in results/params.yaml, else ../params.yaml's `seeds`."""
+    return f"${{{net}.seeds}}" if "seeds" in (params.get(net) or {}) else "${seeds}"
+
+
+def chain_stage(stages: dict, name: str, net: str, params: dict) -> dict:
     """A root chain stage for `net`, its folders in results/runs/<net>/seeds/<N>, its knobs under `<net>.`."""
     t = root_template(stages, name)
     run = f"results/runs/{net}/seeds/${{item}}"
@@ -84,14 +89,14 @@ def chain_stage(stages: dict, name: str, net: str) -> dict:
                       f"paths.ckpt_dir=checkpoints/results/{net}/${{item}}/{name}")
     cmd = cmd.replace("outputs/seeds/${item}/", f"{run}/")
     cmd = re.sub(r"\$\{(data|model|train|prune_weights|plan|prune_bits|simulate)([.}])", rf"${{{net}.\1\2", cmd)
-    cmd = cmd.replace(f"data=${{{net}.data}}", f"data=${{{net}.data}} ${{{net}.data_args}}")
+    cmd = cmd.replace(f"data=${{{net}.data}}", f"data=${{{net}.data}} paths.data_dir=${{{net}.data_dir}}")
     inputs = [d.replace("outputs/seeds/${item}/", f"runs/{net}/seeds/${{item}}/")
               for d in (e if isinstance(e, str) else next(iter(e)) for e in t["deps"]) if d.startswith("outputs/")]
     outs = [p.replace("outputs/seeds/${item}/", f"runs/{net}/seeds/${{item}}/") for p in declared(t)]
-    return {"foreach": "${seeds}", "do": {
+    return {"foreach": seeds_ref(params, net), "do": {
         "cmd": f"cd .. && {cmd}",
         "deps": [f"../pipelines/{name}.py", *inputs, *[d for d in code_deps(t) if d != f"../pipelines/{name}.py"]],
-        "params": [f"{net}.{p}" for p in t.get("params", [])] + [f"{net}.data_args"],
+        "params": [f"{net}.{p}" for p in t.get("params", [])] + [f"{net}.data_dir"],
         **split_metrics(outs)}}
 
 
@@ -99,7 +104,7 @@ def prune_bits_variant(stages: dict, net: str, chain: str, kind: str, params: di
     """`published` (prune_bits=published) or `uniform` (the same k in every layer, no plan) for `net`."""
     t = root_template(stages, "prune_bits")
     knobs = "prune_bits" if net not in params else f"{net}.prune_bits"
-    data = "${data}" if net not in params else f"${{{net}.data}} ${{{net}.data_args}}"
+    data = "${data}" if net not in params else f"${{{net}.data}} paths.data_dir=${{{net}.data_dir}}"
     item = "${item}" if kind == "published" else "${item.seed}"
     folder = "published" if kind == "published" else "uniform-k${item.k}"
     run = f"results/runs/{net}/seeds/{item}"
@@ -119,15 +124,15 @@ def prune_bits_variant(stages: dict, net: str, chain: str, kind: str, params: di
     outs = [p.replace("outputs/seeds/${item}/prune_bits/", f"runs/{net}/seeds/{item}/{folder}/") for p in declared(t)]
     code = [d for d in code_deps(t) if d != "../pipelines/prune_bits.py"]
     param_deps = [] if kind == "published" else [uniform_key(params, net)]
-    param_deps += [f"{net}.prune_bits", f"{net}.data", f"{net}.data_args"] if net in params else \
+    param_deps += [f"{net}.prune_bits", f"{net}.data", f"{net}.data_dir"] if net in params else \
         [{"../params.yaml": ["data", "prune_bits"]}]
     definition = {"cmd": f"cd .. && python pipelines/prune_bits.py {common} {extra}",
                   "deps": ["../pipelines/prune_bits.py", *inputs, *code], "params": param_deps,
                   **split_metrics(outs)}
     if kind == "published":
-        return {"foreach": "${seeds}", "do": definition}
+        return {"foreach": seeds_ref(params, net), "do": definition}
     ks = f"${{{uniform_key(params, net)}}}"
-    return {"matrix": {"seed": "${seeds}", "k": ks}, **definition}
+    return {"matrix": {"seed": seeds_ref(params, net), "k": ks}, **definition}
 
 
 def uniform_key(params: dict, net: str) -> str:
@@ -143,7 +148,7 @@ def uniform_ks(params: dict, net: str) -> list[int]:
 def simulate_stage(stages: dict, net: str, chain: str, params: dict) -> dict:
     t = root_template(stages, "simulate")
     run = f"results/runs/{net}/seeds/${{item}}"
-    data = "${data}" if net not in params else f"${{{net}.data}} ${{{net}.data_args}}"
+    data = "${data}" if net not in params else f"${{{net}.data}} paths.data_dir=${{{net}.data_dir}}"
     samples = "${simulate.samples}" if net not in params else f"${{{net}.simulate.samples}}"
     local_chain = chain.replace("results/", "").replace("outputs/", "../outputs/")
     local_run = f"runs/{net}/seeds/${{item}}"
@@ -153,9 +158,9 @@ def simulate_stage(stages: dict, net: str, chain: str, params: dict) -> dict:
     inputs += [f"{local_run}/uniform-k{k}/{f}" for k in uniform_ks(params, net) for f in ("model.ckpt", "metrics.json")]
     outs = [p.replace("outputs/seeds/${item}/", f"{local_run}/") for p in declared(t)]
     code = [d for d in code_deps(t) if d != "../pipelines/simulate.py"] + ["../conf/experiment/results.yaml"]
-    param_deps = [f"{net}.data", f"{net}.data_args", f"{net}.simulate"] if net in params else \
+    param_deps = [f"{net}.data", f"{net}.data_dir", f"{net}.simulate"] if net in params else \
         [{"../params.yaml": ["data", "simulate"]}]
-    return {"foreach": "${seeds}", "do": {
+    return {"foreach": seeds_ref(params, net), "do": {
         "cmd": (f"cd .. && python pipelines/simulate.py seed=${{item}} paths.run_dir={run} "
                 f"paths.ckpt_dir=checkpoints/results/{net}/${{item}}/simulate experiment=results "
                 f"chain_dir={chain} data={data} samples={samples}"),
@@ -163,14 +168,16 @@ def simulate_stage(stages: dict, net: str, chain: str, params: dict) -> dict:
         **split_metrics(outs)}}
 
 
-def compare_stage(stages: dict, net: str) -> dict:
+def compare_stage(stages: dict, net: str, params: dict) -> dict:
     t = root_template(stages, "compare")
     outs = [p.replace("outputs/compare/", f"runs/{net}/compare/") for p in declared(t)]
     code = [d for d in code_deps(t) if d != "../pipelines/compare.py"]
     # paths.run_dir: the seeds' folders are <run_dir>/seeds/<N>, the output <run_dir>/compare (conf/compare.yaml)
-    return {"cmd": f"cd .. && python pipelines/compare.py network={net} paths.run_dir=results/runs/{net}",
+    own = (params.get(net) or {}).get("seeds")
+    seeds = f" seeds=[{','.join(str(x) for x in own)}]" if own else ""  # a list cannot come from params in a command
+    return {"cmd": f"cd .. && python pipelines/compare.py network={net} paths.run_dir=results/runs/{net}{seeds}",
             "deps": ["../pipelines/compare.py", f"runs/{net}/seeds", *code],
-            "params": [{"../params.yaml": ["seeds"]}], **split_metrics(outs)}
+            "params": [f"{net}.seeds"] if own else [{"../params.yaml": ["seeds"]}], **split_metrics(outs)}
 
 
 def results_stage(stages: dict, nets: dict[str, str]) -> dict:
@@ -201,11 +208,11 @@ def generate() -> str:
     for net, chain in nets.items():
         if net in params:
             for name in CHAIN:
-                out[f"{net}_{name}"] = chain_stage(stages, name, net)
+                out[f"{net}_{name}"] = chain_stage(stages, name, net, params)
         out[f"{net}_published"] = prune_bits_variant(stages, net, chain, "published", params)
         out[f"{net}_uniform"] = prune_bits_variant(stages, net, chain, "uniform", params)
         out[f"{net}_simulate"] = simulate_stage(stages, net, chain, params)
-        out[f"{net}_compare"] = compare_stage(stages, net)
+        out[f"{net}_compare"] = compare_stage(stages, net, params)
     out["results"] = results_stage(stages, nets)
     doc = {"vars": ["../params.yaml", "params.yaml"], "stages": out}
     return HEADER + yaml.safe_dump(doc, sort_keys=False, width=120)
