@@ -173,3 +173,20 @@ def test_choose_takes_a_clear_winner_and_works_without_uniform_candidates():
     assert choose(rows, cands, "val_loss", 0.05) == 0  # 22% lower loss: clearly better than the uniform plan
     cands, rows = _cands(("frontier #1", 1619, 0.07, 98.0), ("frontier #2", 1500, 0.07, 98.0))
     assert choose(rows, cands, "val_loss", 0.05) == 1  # tie: fewer cycles
+
+
+@pytest.mark.parametrize(("frontier", "uniform", "metric", "margin", "expected"), [
+    # ResNet-20 seed 43: 12% lower probe loss, 0.2 points lower probe accuracy (it ended 0.2 points below uniform k=1
+    # after the full fine-tune): the metrics disagree, so the uniform plan
+    ((0.03754, 98.6), (0.04247, 98.8), "val_loss", 0.05, 1),
+    # LeNet-5 seed 42: lower loss and higher accuracy: the plan
+    ((0.05191, 98.8), (0.07560, 98.0), "val_loss", 0.05, 0),
+    ((0.05191, 98.0), (0.07560, 98.0), "val_loss", 0.05, 0),   # equal accuracy is no worse
+    ((0.05, 99.0), (0.04, 98.0), "val_acc", 0.5, 1),            # more accurate, but a higher loss
+    ((0.03, 99.0), (0.04, 98.0), "val_acc", 0.5, 0),
+])
+def test_choose_with_both_metrics_needs_the_other_metric_no_worse(frontier, uniform, metric, margin, expected):
+    cands, rows = _cands(("frontier #1", 1600, *frontier), ("uniform k=1", 1439, *uniform))
+    assert choose(rows, cands, metric, margin, both_metrics=True) == expected
+    # without both_metrics the first metric alone decides (the margin is cleared in every case above)
+    assert choose(rows, cands, metric, margin) == 0

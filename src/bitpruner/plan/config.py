@@ -40,7 +40,8 @@ class RerankConfig(CheckedNode):
     `epochs` passes over the training data with the projections of prune_bits at the plan's per-layer k:
     `schedule: step` is prune_bits' step schedule (k from `start_k` down to each target, then the target)
     compressed into the probe; `oneshot` projects at the target from the first batch. A non-uniform plan is chosen
-    over the best in-budget uniform plan only when its probe is better by more than `margin` (`rerank.choose`).
+    over the best in-budget uniform plan only when its probe is better by more than `margin` and, with
+    `both_metrics`, no worse on the other probe metric (`rerank.choose`).
     """
 
     WHERE: ClassVar[str] = f"{WHERE}.rerank"
@@ -54,6 +55,9 @@ class RerankConfig(CheckedNode):
     # How much better (relative val loss, or val accuracy points) a non-uniform plan's probe must be than the best
     # in-budget uniform plan's to be chosen over it.
     margin: float = Field(default=0.0, ge=0)
+    # A non-uniform plan must also be no worse than that uniform plan on the other probe metric (val accuracy for
+    # metric val_loss): the two disagreeing means the probe cannot tell them apart.
+    both_metrics: bool = False
 
     @property
     def active(self) -> bool:
