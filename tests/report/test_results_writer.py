@@ -176,3 +176,19 @@ def test_pragmatic_speedup_is_mean_of_per_seed_geomeans(tmp_path):
             per_seed.append(np.sqrt(np.prod([raw.at[("bit-pruned", a), column] for a in accels])))
         mean, sd = pragmatic_speedup(net, "bit-pruned", column, accels)
         assert mean == pytest.approx(np.mean(per_seed), rel=1e-12) and sd == pytest.approx(np.std(per_seed, ddof=1))
+
+
+def test_predicted_cycles_set_beside_simulated(tmp_path):
+    # the plan (bit-pruned) simulates 160 cycles per image on PragmaticW-bfs0 in both seeds (compare_folder)
+    folder = compare_folder(tmp_path, "a")
+    for seed, predicted in zip(SEEDS, (160, 159), strict=True):
+        (tmp_path / "plans" / str(seed)).mkdir(parents=True)
+        (tmp_path / "plans" / str(seed) / "plan.yaml").write_text(
+            f"layers: {{x: 1}}\nconstraint: cycles <= 250\npredicted_cycles: {predicted}\n")
+    out = tmp_path / "results"
+    write_results({"net": folder}, out, plan_files={"net": str(tmp_path / "plans" / "{seed}" / "plan.yaml")})
+    text = (out / "results.md").read_text()
+    assert "predicted cycles (plan.yaml) / simulated after fine-tuning, per seed: 160 / 160, 159 / 160 " \
+           "(equal in 1 of 2 seeds)" in text
+    write_results({"net": folder}, out)  # without plan files: no such sentence
+    assert "predicted cycles" not in (out / "results.md").read_text()

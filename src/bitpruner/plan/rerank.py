@@ -5,7 +5,9 @@ fine-tuning loses (docs/plan_rerank.md). Here each candidate - the best `rerank.
 by predicted drop, plus every in-budget uniform-k plan, so the choice can never be worse than a uniform k in
 the probe - is fine-tuned briefly with prune_bits' own machinery (`BitPruningCallback`, `ClassifierModule`,
 the `optimizer` group), then scored on the val split. The plan's cycles are not touched: they stay the exact
-per-layer sums of the sensitivity table (predicted cycles == simulated cycles after fine-tuning).
+per-layer sums of the sensitivity table, which counts the bit columns of the projected input model (so they equal
+the simulated cycles after fine-tuning unless fine-tuning changes a lane group's column count, which k allows
+only where the group used fewer than k columns; results.md sets predicted and simulated side by side).
 
 The probe's schedule (`rerank.schedule`):
 - `oneshot`: every layer at its target k from the first batch, `epochs` passes over the training data;

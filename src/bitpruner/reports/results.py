@@ -77,6 +77,7 @@ class NetworkResults:
     per_seed: pd.DataFrame
     means: pd.DataFrame
     budgets: dict[int, float] | None = None
+    predicted: dict[int, float | None] | None = None  # the plan files' predicted cycles per seed
     verdicts: list[Verdict] = field(default_factory=list)
 
     @property
@@ -101,9 +102,8 @@ def read_compare(name: str, folder: str | Path) -> NetworkResults:
     return NetworkResults(name=name, folder=folder, per_seed=per_seed, means=means)
 
 
-def plan_budget(path: str | Path) -> float:
-    """The cycle budget of a plan.yaml: B of its ``constraint: cycles <= B`` (objective min_drop), else its
-    ``predicted_cycles`` (objective min_cycles: the plan's own cycles). DataError naming the file otherwise."""
+def _plan_doc(path: str | Path) -> dict:
+    """A plan.yaml as a mapping; DataError naming the file when it is missing, not YAML or not a mapping."""
     import yaml
 
     path = Path(path)
@@ -115,12 +115,26 @@ def plan_budget(path: str | Path) -> float:
         raise DataError(f"{path} is not YAML") from None
     if not isinstance(doc, dict):
         raise DataError(f"{path} is not a plan file (a mapping with `constraint`)")
-    match = CONSTRAINT.match(str(doc.get("constraint", "")))
-    if match:
-        return float(match.group(1))
+    return doc
+
+
+def _predicted(doc: dict) -> float | None:
     predicted = doc.get("predicted_cycles")
     if isinstance(predicted, (int, float)) and not isinstance(predicted, bool) and predicted > 0:
         return float(predicted)
+    return None
+
+
+def plan_budget(path: str | Path) -> float:
+    """The cycle budget of a plan.yaml: B of its ``constraint: cycles <= B`` (objective min_drop), else its
+    ``predicted_cycles`` (objective min_cycles: the plan's own cycles). DataError naming the file otherwise."""
+    doc = _plan_doc(path)
+    match = CONSTRAINT.match(str(doc.get("constraint", "")))
+    if match:
+        return float(match.group(1))
+    predicted = _predicted(doc)
+    if predicted is not None:
+        return predicted
     raise DataError(f"{path}: constraint={doc.get('constraint')!r} holds no `cycles <= B` and there is no "
                     "predicted_cycles")
 
@@ -130,6 +144,12 @@ def plan_budgets(template: str, seeds: list[int]) -> dict[int, float]:
     if len(seeds) > 1 and "{seed}" not in template:
         raise ConfigError(f"--plan-file {template!r}: expected a template holding {{seed}} (seeds {seeds})")
     return {s: plan_budget(template.format(seed=s)) for s in seeds}
+
+
+def plan_predictions(template: str, seeds: list[int]) -> dict[int, float | None]:
+    """{seed: the plan's predicted cycles per image (plan.yaml `predicted_cycles`; None when absent)} of the plan
+    files `template` names, to set beside the simulated cycles after fine-tuning."""
+    return {s: _predicted(_plan_doc(template.format(seed=s))) for s in seeds}
 
 
 # -- tables --------------------------------------------------------------------------------------
@@ -282,9 +302,31 @@ def evaluate_targets(net: NetworkResults, targets: Targets, plan_accelerator: st
 
 # -- writing -------------------------------------------------------------------------------------
 
+def prediction_text(net: NetworkResults, accelerator: str, plan_variant: str) -> str:
+    """One sentence: per seed, the plan's predicted cycles (plan.yaml) and the plan variant's simulated cycles
+    after fine-tuning on `accelerator`; empty without plan files. The prediction counts the bit columns of the
+    projected input model, so it is exact when fine-tuning leaves every lane group's column count as it was."""
+    if not net.predicted:
+        return ""
+    rows = net.per_seed[(net.per_seed["variant"] == plan_variant) & (net.per_seed["accelerator"] == accelerator)]
+    simulated = dict(zip(rows["seed"].astype(int), rows["cycles_per_image"].astype(float), strict=True))
+    pairs, exact = [], 0
+    for s in net.seeds:
+        p, c = net.predicted.get(s), simulated.get(s)
+        if p is None or c is None:
+            continue
+        exact += int(round(p) == round(c))
+        pairs.append(f"{p:,.0f} / {c:,.0f}")
+    if not pairs:
+        return ""
+    return (f" The plan's predicted cycles (plan.yaml) / simulated after fine-tuning, per seed: {', '.join(pairs)}"
+            f" (equal in {exact} of {len(pairs)} seeds).")
+
+
 def plan_markdown(table: pd.DataFrame, fits: dict[int, list[bool]], budgets: dict[int, float],
-                  accelerator: str) -> str:
-    """The plan vs uniform table of one network (cycles on the plan's accelerator)."""
+                  accelerator: str, prediction: str = "") -> str:
+    """The plan vs uniform table of one network (cycles on the plan's accelerator); `prediction`: a sentence
+    added to the lead (`prediction_text`)."""
     rows = []
     for _, r in table.iterrows():
         match = UNIFORM.match(str(r["budget"]))
@@ -294,7 +336,7 @@ def plan_markdown(table: pd.DataFrame, fits: dict[int, list[bool]], budgets: dic
     header = ["budget", "test acc (%)", "bit sparsity", f"cycles / image on {accelerator}", "within plan budget"]
     budget = ", ".join(f"{b:,.0f}" for b in budgets.values())
     return (f"Cycles per image on {accelerator}, the plan's accelerator; the plan's cycle budget per seed: "
-            f"{budget}. A uniform k counts against the plan when it is within budget in every seed.\n\n"
+            f"{budget}. A uniform k counts against the plan when it is within budget in every seed.{prediction}\n\n"
             + _md_table(header, rows, ["l", "r", "r", "r", "r"]))
 
 
@@ -306,7 +348,9 @@ def network_section(net: NetworkResults, plan_table: pd.DataFrame, plan_accelera
     if len(plan_table):
         fits = uniform_fits(net, plan_accelerator, plan_variant)
         budgets = seed_budgets(net, plan_accelerator, plan_variant)
-        parts += ["### Plan vs uniform k", "", plan_markdown(plan_table, fits, budgets, plan_accelerator), ""]
+        prediction = prediction_text(net, plan_accelerator, plan_variant)
+        parts += ["### Plan vs uniform k", "", plan_markdown(plan_table, fits, budgets, plan_accelerator, prediction),
+                  ""]
     parts += ["### Plots", "", f"![speedups of {net.name}]({pngs[0]})",
               f"![accuracy vs bit sparsity of {net.name}]({pngs[1]})", "", "### Targets", ""]
     parts += [f"- **{v.mark}**: {v.target}: {v.figures}" for v in net.verdicts]
@@ -337,6 +381,7 @@ def write_results(networks: Mapping[str, str | Path], out: str | Path, plan_acce
         net = read_compare(name, folder)
         if name in plan_files:
             net.budgets = plan_budgets(plan_files[name], net.seeds)
+            net.predicted = plan_predictions(plan_files[name], net.seeds)
         nets.append(net)
     results, plans, sections, verdicts = [], [], [], {}
     for net in nets:
@@ -362,5 +407,6 @@ def write_results(networks: Mapping[str, str | Path], out: str | Path, plan_acce
     return verdicts
 
 
-__all__ = ["PLAN_COLUMNS", "RESULTS_COLUMNS", "Targets", "Verdict", "evaluate_targets",
-           "plan_budget", "plan_vs_uniform", "read_compare", "results_rows", "uniform_fits", "write_results"]
+__all__ = ["PLAN_COLUMNS", "RESULTS_COLUMNS", "Targets", "Verdict", "evaluate_targets", "plan_budget",
+           "plan_predictions", "plan_vs_uniform", "prediction_text", "read_compare", "results_rows", "uniform_fits",
+           "write_results"]
