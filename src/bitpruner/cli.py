@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 
-from bitpruner.errors import BitprunerError
+from bitpruner.errors import BitprunerError, DataError
 
 # Every module here must exist and import (a failing import is an error, never skipped); each keeps its
 # heavy imports inside its commands. The prune_bits stage runs as a DVC stage; its post-training bit-level methods
@@ -66,6 +67,30 @@ def one_line_usage_errors(parser: argparse.ArgumentParser) -> None:
     parser.parse_known_args = parse_known_args
 
 
+def first_seed_model(args: argparse.Namespace) -> None:
+    """Point `args.model` at the default pipeline's first seed when it was left at its command's default.
+
+    A command's DEFAULT_MODEL is a hand-run stage's `outputs/<stage>/model.ckpt`; `make repro` writes
+    `outputs/seeds/<seed>/<stage>/model.ckpt` instead (one folder per seed of params.yaml). When the default is
+    absent, the lowest seed's checkpoint is used and stderr says so; when neither exists, DataError says where a
+    checkpoint would come from. An explicit --model is never replaced.
+    """
+    module = sys.modules.get(getattr(getattr(args, "func", None), "__module__", ""))
+    default = getattr(module, "DEFAULT_MODEL", None)
+    if default is None or getattr(args, "model", None) != default or Path(default).exists():
+        return
+    default = Path(default)
+    stage, seeds = default.parent.name, default.parent.parent / "seeds"
+    found = sorted((p for p in seeds.glob(f"*/{stage}/{default.name}") if p.parent.parent.name.isdigit()),
+                   key=lambda p: int(p.parent.parent.name))
+    if not found:
+        raise DataError(f"{default}: model checkpoint not found, nor {seeds}/<seed>/{stage}/{default.name} "
+                        "(run `make repro`, or pass --model)")
+    args.model = str(found[0])
+    print(f"bitpruner {args.command}: --model {args.model} (the first seed of `make repro`; {default} does not "
+          "exist)", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(argv[0] if argv else None)
@@ -74,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        first_seed_model(args)
         return int(args.func(args) or 0)
     except BitprunerError as exc:
         print(f"bitpruner {args.command}: error: {exc}", file=sys.stderr)

@@ -96,3 +96,32 @@ def test_an_output_path_the_file_system_refuses_is_one_line(tmp_path, capsys):
         assert code == 1 and err.count("\n") == 1 and says in err and str(out) in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "a_folder", "tiny.ckpt"]  # nothing half-written
     assert not any(folder.iterdir())
+
+
+REQUIRED = {"project": ["--method", "bitflip", "--N", "4", "--group", "32"]}
+
+
+@pytest.mark.parametrize(("command", "stage"), [("plan", "prune_weights"), ("sensitivity", "train"),
+                                                ("project", "train")])
+def test_default_model_falls_back_to_the_first_seed_of_make_repro(command, stage, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    required = REQUIRED.get(command, [])
+    args = cli.build_parser().parse_args([command, *required])
+    with pytest.raises(cli.DataError, match=rf"outputs/{stage}/model.ckpt: model checkpoint not found, nor "
+                                            rf"outputs/seeds/<seed>/{stage}/model.ckpt \(run `make repro`"):
+        cli.first_seed_model(args)
+    for seed in ("43", "142", "notaseed"):  # numeric order: 43 before 142; other folders are not seeds
+        (tmp_path / "outputs" / "seeds" / seed / stage).mkdir(parents=True)
+        (tmp_path / "outputs" / "seeds" / seed / stage / "model.ckpt").write_bytes(b"x")
+    cli.first_seed_model(args)
+    assert args.model == f"outputs/seeds/43/{stage}/model.ckpt"
+    assert f"--model outputs/seeds/43/{stage}/model.ckpt (the first seed" in capsys.readouterr().err
+    # an explicit --model is never replaced, and the hand-run default wins when it exists
+    args = cli.build_parser().parse_args([command, *required, "--model", "elsewhere.ckpt"])
+    cli.first_seed_model(args)
+    assert args.model == "elsewhere.ckpt"
+    (tmp_path / "outputs" / stage).mkdir()
+    (tmp_path / "outputs" / stage / "model.ckpt").write_bytes(b"x")
+    args = cli.build_parser().parse_args([command, *required])
+    cli.first_seed_model(args)
+    assert args.model == f"outputs/{stage}/model.ckpt"
