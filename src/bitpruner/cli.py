@@ -11,7 +11,7 @@ import importlib
 import sys
 from pathlib import Path
 
-from bitpruner.errors import BitprunerError, DataError
+from bitpruner.errors import BitprunerError
 
 # Every module here must exist and import (a failing import is an error, never skipped); each keeps its
 # heavy imports inside its commands. The prune_bits stage runs as a DVC stage; its post-training bit-level methods
@@ -72,8 +72,8 @@ def first_seed_model(args: argparse.Namespace) -> None:
 
     A command's DEFAULT_MODEL is a hand-run stage's `outputs/<stage>/model.ckpt`; `make repro` writes
     `outputs/seeds/<seed>/<stage>/model.ckpt` instead (one folder per seed of params.yaml). When the default is
-    absent, the lowest seed's checkpoint is used and stderr says so; when neither exists, DataError says where a
-    checkpoint would come from. An explicit --model is never replaced.
+    absent, the lowest seed's checkpoint is used and stdout says so; when neither exists, nothing changes and the
+    command reports the missing file after checking its other arguments. An explicit --model is never replaced.
     """
     module = sys.modules.get(getattr(getattr(args, "func", None), "__module__", ""))
     default = getattr(module, "DEFAULT_MODEL", None)
@@ -84,11 +84,11 @@ def first_seed_model(args: argparse.Namespace) -> None:
     found = sorted((p for p in seeds.glob(f"*/{stage}/{default.name}") if p.parent.parent.name.isdigit()),
                    key=lambda p: int(p.parent.parent.name))
     if not found:
-        raise DataError(f"{default}: model checkpoint not found, nor {seeds}/<seed>/{stage}/{default.name} "
-                        "(run `make repro`, or pass --model)")
+        return
     args.model = str(found[0])
+    # stdout, with the command's other progress lines: stderr stays one line per error
     print(f"bitpruner {args.command}: --model {args.model} (the first seed of `make repro`; {default} does not "
-          "exist)", file=sys.stderr)
+          "exist)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,7 +30,8 @@ def test_sensitivity_subcommand_writes_csv_and_png(compose, tmp_path, capsys):
     assert "baseline val accuracy" in capsys.readouterr().out
 
 
-def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
+def test_bad_arguments_are_one_line_errors(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default --model must not exist, whatever the repository's outputs/ holds
     assert main(["sensitivity", "--model", str(tmp_path / "none.ckpt")]) == 1
     assert "model checkpoint not found" in capsys.readouterr().err
     assert main(["sensitivity", "--sparsities", "0.5,1.2"]) == 1
